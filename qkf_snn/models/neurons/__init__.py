@@ -1,0 +1,34 @@
+"""Spiking neurons: snnTorch-based multi-step LIF / PLIF / IF / QIF, surrogates, backends."""
+
+from qkf_snn.models.neurons.backends import AUTO_ORDER, BACKENDS, register_backend, resolve_backend
+from qkf_snn.models.neurons.config import NeuronConfig
+from qkf_snn.models.neurons.lif import (
+    IF,
+    LIF,
+    NEURONS,
+    PLIF,
+    QIF,
+    MultiStepNeuron,
+    effective_threshold,
+    make_neuron,
+)
+from qkf_snn.models.neurons.surrogate import SURROGATES, SurrogateSpec, surrogate_spec
+
+__all__ = [
+    "AUTO_ORDER",
+    "BACKENDS",
+    "IF",
+    "LIF",
+    "NEURONS",
+    "PLIF",
+    "QIF",
+    "SURROGATES",
+    "MultiStepNeuron",
+    "NeuronConfig",
+    "SurrogateSpec",
+    "effective_threshold",
+    "make_neuron",
+    "register_backend",
+    "resolve_backend",
+    "surrogate_spec",
+]

@@ -1,0 +1,57 @@
+"""``NeuronConfig``: the neuron settings a model carries, serialisable into recipes and checkpoints."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from qkf_snn.models.neurons.lif import MultiStepNeuron, make_neuron
+
+
+@dataclass
+class NeuronConfig:
+    """Which neuron every spiking layer of a model uses.
+
+    Defaults reproduce the official QKFormer neuron (SpikingJelly LIF, τ = 2, hard reset to 0,
+    detached reset, sigmoid surrogate with slope 4, fire on ``>=``). Layers that need another
+    threshold (the attention neurons use 0.5) pass it to :meth:`build`.
+    """
+
+    kind: str = "lif"
+    tau: float = 2.0
+    threshold: float = 1.0
+    reset: str = "zero"
+    decay_input: bool = True
+    comparator: str = "ge"
+    surrogate: str = "sigmoid"
+    surrogate_params: dict[str, float] = field(default_factory=dict)
+    backend: str = "auto"
+
+    def build(self, **overrides: Any) -> MultiStepNeuron:
+        """A fresh neuron module with these settings; ``overrides`` win (e.g. ``threshold=0.5``)."""
+        cfg = replace(self, **overrides)
+        common = dict(
+            threshold=cfg.threshold,
+            comparator=cfg.comparator,
+            surrogate=cfg.surrogate,
+            surrogate_params=dict(cfg.surrogate_params),
+            backend=cfg.backend,
+        )
+        if cfg.kind == "lif":
+            return make_neuron("lif", tau=cfg.tau, decay_input=cfg.decay_input, reset=cfg.reset, **common)
+        if cfg.kind == "plif":
+            return make_neuron(
+                "plif", init_tau=cfg.tau, decay_input=cfg.decay_input, reset=cfg.reset, **common
+            )
+        if cfg.kind == "if":
+            return make_neuron("if", reset=cfg.reset, **common)
+        if cfg.kind == "qif":
+            return make_neuron("qif", tau=cfg.tau, **common)
+        return make_neuron(cfg.kind, **common)  # raises the one-line unknown-neuron error
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> NeuronConfig:
+        return cls(**(data or {}))

@@ -1,0 +1,224 @@
+"""Multi-step spiking neurons on snnTorch: LIF, PLIF, IF and QIF, and the ``make_neuron`` factory.
+
+Every neuron is an ``snntorch.Leaky`` subclass whose ``forward`` takes ``[T, B, ...]`` and returns
+spikes ``[T, B, ...]``, starting from zero membrane on every call. Per step (snnTorch's order, with
+its default one-step reset delay):
+
+    R[t] = 1[U[t-1] > θ']                      (detached; the reset uses last step's spike)
+    U[t] = β · (1 - R[t]) · U[t-1] + s · X[t]  (zero reset; "subtract": - R[t]·θ', "none": no reset)
+    S[t] = 1[U[t] > θ']
+
+``U`` is the pre-reset membrane (SpikingJelly's H). With β = 1 - 1/τ and input scale s = 1/τ
+(``decay_input``) this is SpikingJelly's LIF with hard reset to 0 and detached reset: the official
+QKFormer neuron for τ = 2.
+
+Comparator. SpikingJelly fires on ``H >= θ``; snnTorch's Heaviside fires on ``U - θ > 0``. With
+``comparator="ge"`` (our default) the stored threshold is θ' = nextafter(θ, -inf) in float32, so
+``U > θ'`` holds exactly when ``U >= θ`` for every float32 ``U``. This matters for the attention
+neuron, whose input is an integer count: one Q spike gives H = 0.5, which must fire at θ = 0.5.
+Neuron arithmetic always runs in float32 (a bf16 input is upcast) so θ' is never rounded away.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import snntorch as snn
+import torch
+
+from qkf_snn.errors import UserError
+from qkf_snn.models.neurons.backends import resolve_backend
+from qkf_snn.models.neurons.surrogate import surrogate_spec
+
+Reset = Literal["zero", "subtract", "none"]
+Comparator = Literal["ge", "gt"]
+NeuronKind = Literal["lif", "plif", "if", "qif"]
+
+
+def effective_threshold(threshold: float, comparator: Comparator) -> torch.Tensor:
+    """θ' in float32: θ itself for ``gt``, the next float below θ for ``ge`` (see module doc)."""
+    theta = torch.tensor(threshold, dtype=torch.float32)
+    if comparator == "ge":
+        return torch.nextafter(theta, torch.tensor(-math.inf))
+    if comparator == "gt":
+        return theta
+    raise UserError(f"unknown comparator {comparator!r}; choose 'ge' or 'gt'")
+
+
+class MultiStepNeuron(snn.Leaky):
+    """Base of our neurons: snnTorch ``Leaky`` with keyword-only settings and a multi-step forward."""
+
+    kind: str = "lif"
+
+    def __init__(
+        self,
+        *,
+        beta: float,
+        threshold: float = 1.0,
+        input_scale: float = 1.0,
+        reset: Reset = "zero",
+        comparator: Comparator = "ge",
+        surrogate: str = "sigmoid",
+        surrogate_params: dict[str, float] | None = None,
+        learn_beta: bool = False,
+        backend: str = "auto",
+    ) -> None:
+        if reset not in ("zero", "subtract", "none"):
+            raise UserError(f"unknown reset {reset!r}; choose zero, subtract or none")
+        spec = surrogate_spec(surrogate, **(surrogate_params or {}))
+        super().__init__(
+            beta=torch.tensor(beta, dtype=torch.float32),
+            threshold=effective_threshold(threshold, comparator),
+            spike_grad=spec.build(),
+            learn_beta=learn_beta,
+            reset_mechanism=reset,
+            reset_delay=True,
+        )
+        # snnTorch records every neuron in a class-level list (for its init_hidden helpers, which we
+        # never use); leaving ours there would keep every model ever built alive.
+        instances = snn.SpikingNeuron.instances
+        for i in range(len(instances) - 1, -1, -1):
+            if instances[i] is self:
+                del instances[i]
+        # A Python float rounded to float32: multiplying by it equals multiplying by the f32 tensor,
+        # and reading it never synchronises with a GPU.
+        self.input_scale = float(torch.tensor(input_scale, dtype=torch.float32))
+        self.surrogate = spec
+        self.reset_name: Reset = reset
+        self.comparator: Comparator = comparator
+        self.nominal_threshold = float(threshold)
+        self.backend = backend
+
+    def scaled_input(self, x: torch.Tensor) -> torch.Tensor:
+        """The input as the membrane sees it: ``s · X`` (no multiply when s = 1)."""
+        if self.input_scale == 1.0:
+            return x
+        return x * self.input_scale
+
+    def run(self, x: torch.Tensor, record_mem: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Spikes and (optionally) pre-reset membranes ``[T, B, ...]`` for input ``[T, B, ...]``."""
+        if x.dim() < 2:
+            raise ValueError(f"{type(self).__name__} expects [T, B, ...], got shape {tuple(x.shape)}")
+        dtype = x.dtype
+        x = self.scaled_input(x.float())
+        backend = resolve_backend(self.backend, self, x)
+        spikes, mem = backend.run(self, x, record_mem)
+        return spikes.to(dtype), mem
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        return self.run(x, record_mem=False)[0]
+
+    def extra_repr(self) -> str:
+        return (
+            f"kind={self.kind}, beta={self.beta.item():.4g}, threshold={self.nominal_threshold:g}"
+            f" ({self.comparator}), input_scale={self.input_scale:.4g}, reset={self.reset_name},"
+            f" surrogate={self.surrogate.name}{self.surrogate.params}, backend={self.backend}"
+        )
+
+
+class LIF(MultiStepNeuron):
+    """Leaky integrate-and-fire: U = β·U + s·X. Give ``tau`` (β = 1 - 1/τ) or ``beta``.
+
+    ``decay_input=True`` scales the input by s = 1 - β (SpikingJelly's default); otherwise s = 1.
+    """
+
+    kind = "lif"
+
+    def __init__(
+        self,
+        *,
+        tau: float | None = 2.0,
+        beta: float | None = None,
+        decay_input: bool = True,
+        threshold: float = 1.0,
+        **kwargs,
+    ) -> None:
+        if beta is None:
+            if tau is None or tau < 1.0:
+                raise UserError(f"LIF tau must be >= 1 (got {tau})")
+            beta = 1.0 - 1.0 / tau
+        if not 0.0 <= beta <= 1.0:
+            raise UserError(f"LIF beta must be in [0, 1] (got {beta})")
+        scale = float(torch.tensor(1.0) - torch.tensor(beta, dtype=torch.float32)) if decay_input else 1.0
+        super().__init__(beta=beta, threshold=threshold, input_scale=scale, **kwargs)
+
+
+class PLIF(MultiStepNeuron):
+    """Parametric LIF (Fang et al. 2021): β is learned (``init_tau`` sets its start value).
+
+    With ``decay_input`` the input scale follows the learned β: s = 1 - β.
+    """
+
+    kind = "plif"
+
+    def __init__(
+        self, *, init_tau: float = 2.0, decay_input: bool = True, threshold: float = 1.0, **kwargs
+    ) -> None:
+        if init_tau < 1.0:
+            raise UserError(f"PLIF init_tau must be >= 1 (got {init_tau})")
+        super().__init__(beta=1.0 - 1.0 / init_tau, threshold=threshold, learn_beta=True, **kwargs)
+        self.decay_input = decay_input
+
+    def scaled_input(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.decay_input:
+            return x
+        return x * (1.0 - self.beta.clamp(0, 1))
+
+
+class IF(MultiStepNeuron):
+    """Integrate-and-fire: U = U + X (β = 1, no leak)."""
+
+    kind = "if"
+
+    def __init__(self, *, threshold: float = 1.0, **kwargs) -> None:
+        super().__init__(beta=1.0, threshold=threshold, **kwargs)
+
+
+class QIF(MultiStepNeuron):
+    """Quadratic integrate-and-fire (SpikingJelly's QIFNode dynamics, zero reset):
+
+        U[t] = U[t-1] + (X[t] + a0 · (U[t-1] - v_rest) · (U[t-1] - v_c)) / τ
+
+    Below ``v_c`` the quadratic term pulls U towards ``v_rest``; above it U runs away to a spike.
+    """
+
+    kind = "qif"
+
+    def __init__(
+        self,
+        *,
+        tau: float = 2.0,
+        a0: float = 1.0,
+        v_c: float = 0.8,
+        v_rest: float = 0.0,
+        threshold: float = 1.0,
+        **kwargs,
+    ) -> None:
+        if tau <= 0:
+            raise UserError(f"QIF tau must be > 0 (got {tau})")
+        if "reset" in kwargs and kwargs["reset"] != "zero":
+            raise UserError("QIF supports only reset='zero'")
+        super().__init__(beta=1.0, threshold=threshold, **kwargs)
+        self.tau, self.a0, self.v_c, self.v_rest = float(tau), float(a0), float(v_c), float(v_rest)
+
+    def _base_state_function(self, input_: torch.Tensor) -> torch.Tensor:
+        # snnTorch's zero reset calls this after zeroing self.mem where the last step spiked.
+        mem = self.mem
+        return mem + (input_ + self.a0 * (mem - self.v_rest) * (mem - self.v_c)) / self.tau
+
+    def extra_repr(self) -> str:
+        return f"tau={self.tau:g}, a0={self.a0:g}, v_c={self.v_c:g}, v_rest={self.v_rest:g}, " + super().extra_repr()
+
+
+NEURONS: dict[str, type[MultiStepNeuron]] = {"lif": LIF, "plif": PLIF, "if": IF, "qif": QIF}
+
+
+def make_neuron(kind: NeuronKind = "lif", *, surrogate: str = "sigmoid", **params) -> MultiStepNeuron:
+    """Build a multi-step neuron by name: ``make_neuron("lif", tau=2.0, threshold=0.5)``."""
+    if kind not in NEURONS:
+        raise UserError(f"unknown neuron {kind!r}; choose one of {', '.join(NEURONS)}")
+    try:
+        return NEURONS[kind](surrogate=surrogate, **params)
+    except TypeError as err:  # an argument this neuron does not take
+        raise UserError(f"neuron {kind!r}: {err}") from None
