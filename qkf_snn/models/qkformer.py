@@ -105,7 +105,9 @@ class QKFormer(nn.Module):
                     c.dims[i - 1], dim, pool_first=c.downsample_pool_first, pool=c.pool, neuron=c.neuron
                 )
             blocks = [
-                QKFormerBlock(dim, c.heads[i], attention=c.attention[i], mlp_ratio=c.mlp_ratio, neuron=c.neuron)
+                QKFormerBlock(
+                    dim, c.heads[i], attention=c.attention[i], mlp_ratio=c.mlp_ratio, neuron=c.neuron
+                )
                 for _ in range(c.depths[i])
             ]
             stages.append(Stage(embed, blocks))

@@ -39,7 +39,7 @@ def create_model(name: str, **overrides: Any) -> nn.Module:
 
 
 # Modules whose import runs their @register_model decorators.
-ZOO_MODULES: list[str] = ["qkf_snn.models.zoo"]
+ZOO_MODULES: list[str] = ["qkf_snn.models.zoo", "qkf_snn.models.fusion"]
 
 
 def _load_zoo() -> None:

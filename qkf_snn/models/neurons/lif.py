@@ -208,7 +208,8 @@ class QIF(MultiStepNeuron):
         return mem + (input_ + self.a0 * (mem - self.v_rest) * (mem - self.v_c)) / self.tau
 
     def extra_repr(self) -> str:
-        return f"tau={self.tau:g}, a0={self.a0:g}, v_c={self.v_c:g}, v_rest={self.v_rest:g}, " + super().extra_repr()
+        qif = f"tau={self.tau:g}, a0={self.a0:g}, v_c={self.v_c:g}, v_rest={self.v_rest:g}, "
+        return qif + super().extra_repr()
 
 
 NEURONS: dict[str, type[MultiStepNeuron]] = {"lif": LIF, "plif": PLIF, "if": IF, "qif": QIF}
