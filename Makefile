@@ -2,7 +2,6 @@
 # python3 and make: uv is installed into .tools/ if missing (no root), then `uv sync --locked`.
 SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.tools/bin/uv)
-export UV_LINK_MODE ?= copy
 
 .PHONY: demo test lint format sync bench clean
 

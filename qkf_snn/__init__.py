@@ -1,2 +1,3 @@
 """qkf-snn: QKFormer spiking transformers on snnTorch."""
+
 __version__ = "0.1.0"
