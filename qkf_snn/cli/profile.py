@@ -1,9 +1,106 @@
-"""`qkf profile` (placeholder until the profiler issue lands)."""
+"""`qkf profile CHECKPOINT --data DIR`: spikes, synaptic operations and energy of a trained model
+over a data split, per layer and per sample, every counting convention side by side."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
 
 import typer
 
+from qkf_snn.errors import UserError
 
-def profile() -> None:
-    """Spike, SOP and energy profile of a checkpoint."""
-    typer.echo("qkf profile: not yet available (lands with the profiler issue).")
-    raise typer.Exit(1)
+
+def profile(
+    checkpoint: Annotated[
+        Path, typer.Argument(help="Checkpoint written by `qkf train` (best.pt or last.pt).")
+    ],
+    data: Annotated[Path, typer.Option("--data", help="Prepared cache folder (`qkf data prepare --out`).")],
+    split: Annotated[str, typer.Option(help="Split to profile.")] = "val",
+    samples: Annotated[
+        int | None, typer.Option(help="Profile the first N samples of the split (default: all).")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Output folder (default: profile-<split> beside the checkpoint).")
+    ] = None,
+    batch_size: Annotated[int, typer.Option(help="Samples per forward pass.")] = 16,
+    device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")] = "cpu",
+    first_layer: Annotated[
+        str, typer.Option(help="Paper convention: real-valued first layer counted ×T ('T') or once ('once').")
+    ] = "T",
+    head: Annotated[str, typer.Option(help="Paper convention: read-out head as 'mac' or 'ac'.")] = "mac",
+    integer_inputs: Annotated[
+        str, typer.Option(help="Paper convention for integer-stream inputs: ac_count, ac_rate or mac.")
+    ] = "ac_count",
+    plots: Annotated[bool, typer.Option(help="Write the PNG plots.")] = True,
+) -> None:
+    """Spike, SOP and energy profile of a checkpoint over a data split (JSON, Markdown, PNG)."""
+    from rich.console import Console
+
+    from qkf_snn.hardware.profile import CountOptions, write_report
+    from qkf_snn.hardware.profile.report import load_report, rich_tables
+
+    options = CountOptions(first_layer=first_layer, head=head, integer_inputs=integer_inputs)
+    if not checkpoint.is_file():
+        raise UserError(f"CHECKPOINT {checkpoint}: no such file")
+    if not data.is_dir():
+        raise UserError(f"--data {data}: no such directory")
+    if samples is not None and samples < 1:
+        raise UserError(f"--samples {samples}: must be at least 1")
+    if batch_size < 1:
+        raise UserError(f"--batch-size {batch_size}: must be at least 1")
+    out = out or checkpoint.parent / f"profile-{split}"
+    prof, meta = profile_checkpoint(checkpoint, data, split, samples, batch_size, device)
+    paths = write_report(prof, out, options, meta, plots=plots)
+    console = Console()
+    for table in rich_tables(load_report(paths["json"])):
+        console.print(table)
+    for kind, path in paths.items():
+        console.print(f"{kind}: {path}")
+
+
+def profile_checkpoint(
+    checkpoint: Path, data: Path, split: str, samples: int | None, batch_size: int, device: str
+):
+    """Load a checkpoint and its split, and profile the model (eval mode) over it."""
+    import torch
+    from torch.utils.data import DataLoader, Subset
+
+    from qkf_snn.hardware.profile import profile_model
+    from qkf_snn.training.checkpoint import load_model
+    from qkf_snn.training.data import build_dataset
+
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise UserError(f"--device {device}: not a device (cpu, cuda, cuda:N)") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"--device {device}: no CUDA device is available")
+    loaded = load_model(checkpoint)
+    dataset = build_dataset(loaded.config, data, split)
+    if len(dataset) == 0:
+        raise UserError(f"--split {split}: no samples in {data}")
+    if samples is not None:
+        dataset = Subset(dataset, range(min(samples, len(dataset))))
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=0)
+    model = loaded.model.to(dev)
+
+    def forward(m, batch):
+        return m({k: v.to(dev) if isinstance(v, torch.Tensor) else v for k, v in batch.items()})
+
+    prof = profile_model(model, loader, forward=forward)
+    cfg = loaded.config
+    meta = {
+        "model_name": loaded.spec.name,
+        "checkpoint": str(checkpoint),
+        "checkpoint_kind": loaded.kind,
+        "checkpoint_epoch": loaded.epoch,
+        "checkpoint_metrics": loaded.metrics,
+        "dataset": cfg.get("dataset"),
+        "modality": loaded.spec.modality,
+        "split": split,
+        "data_dir": str(data),
+        "device": str(dev),
+        "batch_size": batch_size,
+    }
+    return prof, meta
