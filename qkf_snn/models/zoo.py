@@ -134,3 +134,38 @@ def qkf_video_small(**kw: Any) -> QKFormer:
 def qkf_video_tiny(**kw: Any) -> QKFormer:
     """Video encoder small enough for CPU demos (16/32/64, one block per stage)."""
     return _create({**_VIDEO, **_SIZES["tiny"]}, kw)
+
+
+# --- deployable forms: what `qkf export nir` can express -------------------------------------------
+# Q-K attention only (SSA's Q·(Kᵀ·V) multiplies three signals, which NIR cannot express), max-pool
+# over spikes (an OR: SumPool2d + Threshold) instead of over analog BN outputs, and the default zero
+# reset (NIR neurons reset to v_reset). BN folds into the preceding conv at export. SSA's stage gets
+# the other Q-K form, so each encoder keeps both: audio QKCA/QKCA/QKTA (token selection after channel
+# gating), video QKTA/QKTA/QKCA (a global channel gate after token selection). Sizes are unchanged.
+_DEPLOY = {"pool": "spike"}
+_AUDIO_DEPLOY = {**_AUDIO, **_DEPLOY, "attention": ("qkca", "qkca", "qkta")}
+_VIDEO_DEPLOY = {**_VIDEO, **_DEPLOY, "attention": ("qkta", "qkta", "qkca")}
+
+
+@register_model
+def qkf_audio_small_deploy(**kw: Any) -> QKFormer:
+    """Deployable audio encoder (NIR-exportable) at the seed's size."""
+    return _create({**_AUDIO_DEPLOY, **_SIZES["small"]}, kw)
+
+
+@register_model
+def qkf_audio_tiny_deploy(**kw: Any) -> QKFormer:
+    """Deployable audio encoder (NIR-exportable), CPU demo size."""
+    return _create({**_AUDIO_DEPLOY, **_SIZES["tiny"]}, kw)
+
+
+@register_model
+def qkf_video_small_deploy(**kw: Any) -> QKFormer:
+    """Deployable video encoder (NIR-exportable) at the seed's size."""
+    return _create({**_VIDEO_DEPLOY, **_SIZES["small"]}, kw)
+
+
+@register_model
+def qkf_video_tiny_deploy(**kw: Any) -> QKFormer:
+    """Deployable video encoder (NIR-exportable), CPU demo size."""
+    return _create({**_VIDEO_DEPLOY, **_SIZES["tiny"]}, kw)

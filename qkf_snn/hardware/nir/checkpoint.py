@@ -1,0 +1,79 @@
+"""Export and verify straight from training checkpoints and prepared data (what the CLI calls)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import nir
+import numpy as np
+
+from qkf_snn.errors import UserError
+from qkf_snn.hardware.nir.export import build_graph
+from qkf_snn.hardware.nir.io import read_graph, write_graph
+from qkf_snn.hardware.nir.nodes import DEFAULT_DT
+from qkf_snn.hardware.nir.summary import GraphSummary, summarize
+from qkf_snn.hardware.nir.verify import Precision, VerifyReport, collate, verify_graph
+
+
+@dataclass
+class ExportResult:
+    path: Path
+    graph: nir.NIRGraph
+    summary: GraphSummary
+
+
+def export_checkpoint(checkpoint: str | Path, out: str | Path, *, dt: float = DEFAULT_DT) -> ExportResult:
+    """Write the NIR graph of a checkpoint's model to ``out`` (BN folded) and summarise it."""
+    from qkf_snn.training.checkpoint import load_model  # the training layer, only when exporting a run
+
+    loaded = load_model(checkpoint)
+    graph = build_graph(loaded.model, dt=dt)
+    graph.metadata.update(
+        checkpoint=Path(checkpoint).name,
+        checkpoint_kind=loaded.kind,
+        checkpoint_epoch=int(loaded.epoch),
+        model_name=loaded.spec.name,
+        modality=loaded.spec.modality,
+        dataset=str(loaded.config.get("dataset", "")),
+        class_names=json.dumps(list(loaded.class_names)),
+    )
+    path = write_graph(out, graph)
+    return ExportResult(path, graph, summarize(graph))
+
+
+def spread_indices(n_items: int, samples: int) -> list[int]:
+    """``samples`` indices spread evenly over ``n_items`` (all of them if fewer)."""
+    if samples < 1:
+        raise UserError(f"--samples must be >= 1, got {samples}")
+    if samples >= n_items:
+        return list(range(n_items))
+    return sorted({int(round(i)) for i in np.linspace(0, n_items - 1, samples)})
+
+
+def verify_checkpoint(
+    graph_file: str | Path,
+    checkpoint: str | Path,
+    data: str | Path | None,
+    *,
+    samples: int = 8,
+    split: str = "val",
+    batch_size: int = 8,
+    precision: Precision = "pinned",
+    check_fold: bool = True,
+) -> VerifyReport:
+    """Run ``graph_file`` on Norse and the checkpoint's model on ``samples`` clips of ``split``."""
+    from qkf_snn.training.checkpoint import load_model
+    from qkf_snn.training.data import build_dataset
+
+    graph = read_graph(graph_file)
+    loaded = load_model(checkpoint)
+    dataset = build_dataset(loaded.config, data, split)
+    if len(dataset) == 0:
+        raise UserError(f"--data {data}: split {split!r} is empty")
+    if batch_size < 1:
+        raise UserError(f"--batch-size must be >= 1, got {batch_size}")
+    items = [dataset[i] for i in spread_indices(len(dataset), samples)]
+    batches = [collate(items[i : i + batch_size]) for i in range(0, len(items), batch_size)]
+    return verify_graph(graph, loaded.model, batches, precision=precision, check_fold=check_fold)

@@ -1,0 +1,484 @@
+"""A whole QKFormer classifier (one encoder, or two plus fusion) as one flat NIR graph.
+
+The graph is built from the module structure, not traced: ``CONVERTERS`` maps each block class to
+a small function that adds its NIR nodes and returns a :class:`Flow`, the list of nodes whose
+outputs, *summed*, form the block's output. The integer residual stream never becomes a node: every
+consumer of ``x + attn(x) + mlp(…)`` simply receives one edge per spike source (NIR sums the edges
+into a node). Node names are the PyTorch module paths (``audio.stages.0.blocks.0.attn.q.lif``);
+nodes that stand for one module's output carry its path in ``metadata["torch_module"]``, which is
+how ``verify`` lines them up with the PyTorch model.
+
+Mapping (one time step, shapes ``[C, H, W]`` without batch):
+
+- Conv → BN → LIF: ``Conv2d`` (BN folded, see :mod:`.fold`) → ``LIF``/``IF`` (:mod:`.nodes`);
+  the 1×1 ``Conv1d`` token projections become 1×1 ``Conv2d`` on the token grid.
+- Max-pool over spikes (an OR): ``SumPool2d`` (same window) → ``Threshold(0.5)``.
+- QKTA: ``Conv2d`` 1×1 with ones (channels of a head → one channel per head) → attention
+  ``LIF`` (θ = 0.5) → ``Conv2d`` 1×1 with ones (head → its channels) ; that and K into
+  ``Threshold(1.5)`` = mask AND K.
+- QKCA: ``SumPool2d`` over all tokens → attention ``LIF`` on ``[C, 1, 1]`` → ``Conv2d`` with a
+  kernel of ones per channel (H×W, padding (H−1, W−1) on square grids), which copies each
+  channel's mask to every token ; that and K into ``Threshold(1.5)``.
+- Cross-modal QK fusion: QKCA with Q from the other modality (its token sum, attention ``LIF``, then
+  the channel mask copied onto this modality's token grid).
+- Read-out: ``SumPool2d`` over all tokens → ``Flatten`` → ``Affine(W/N, b)``: per-step logits
+  (token mean folded into the weights). AV: one Affine/Linear per encoder into ``Scale(1)`` named
+  ``logits``. The model's output is the mean of the per-step logits over T, outside the graph.
+
+Anything else (SSA, max-pool over analog values, subtract reset, QIF, ...) is collected as one
+line per module and raised together as :class:`NIRExportError`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import nir
+import numpy as np
+import torch
+from torch import nn
+
+from qkf_snn import __version__ as _version
+from qkf_snn.errors import UserError
+from qkf_snn.hardware.nir.fold import folded_conv_params
+from qkf_snn.hardware.nir.nodes import DEFAULT_DT, neuron_problem, neuron_to_nir
+from qkf_snn.models.blocks import (
+    ConvBNSpike,
+    DownsampleEmbed,
+    QKAttention,
+    QKFormerBlock,
+    SpikingMLP,
+    SpikingSelfAttention,
+    StemEmbed,
+)
+from qkf_snn.models.classifier import UniModalClassifier
+from qkf_snn.models.fusion import AVClassifier, CrossModalQKAttention
+from qkf_snn.models.neurons import MultiStepNeuron
+from qkf_snn.models.qkformer import QKFormer, Stage
+
+MASK_THRESHOLD = 1.5  # mask + K ∈ {0, 1, 2}: > 1.5 exactly when both spiked (AND)
+POOL_THRESHOLD = 0.5  # spike count in the window > 0.5: at least one spike (OR = max over spikes)
+FORMAT = "qkf-snn/nir-1"  # bump when the conventions below change
+
+
+class NIRExportError(UserError):
+    """The model has modules without an NIR form; ``problems`` holds one line per module."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        lines = "\n".join(f"  {p}" for p in problems)
+        super().__init__(f"cannot export to NIR: {len(problems)} module(s) have no NIR form\n{lines}")
+
+
+@dataclass(frozen=True)
+class Flow:
+    """A tensor of the graph: the nodes whose outputs, summed, form it, and its per-step shape."""
+
+    sources: tuple[str, ...]
+    shape: tuple[int, ...]
+
+    def __add__(self, other: Flow) -> Flow:  # the residual stream: x + f(x)
+        if self.shape != other.shape:
+            raise ValueError(f"cannot add flows of shapes {self.shape} and {other.shape}")
+        return Flow(self.sources + other.sources, self.shape)
+
+
+def _join(path: str, name: str) -> str:
+    return f"{path}.{name}" if path else name
+
+
+def _out_hw(hw: tuple[int, int], kernel, stride, padding) -> tuple[int, int]:
+    return tuple((n + 2 * p - k) // s + 1 for n, k, s, p in zip(hw, kernel, stride, padding, strict=True))
+
+
+def _pair(v) -> tuple[int, int]:
+    return (v, v) if isinstance(v, int) else tuple(v)
+
+
+class GraphBuilder:
+    """Collects nodes, edges and problems while converters walk the model."""
+
+    def __init__(self, dt: float) -> None:
+        self.dt = dt
+        self.nodes: dict[str, nir.NIRNode] = {}
+        self.edges: list[tuple[str, str]] = []
+        self.problems: list[str] = []
+
+    def add(
+        self, name: str, node: nir.NIRNode, x: Flow | None, shape: tuple[int, ...], module: str = ""
+    ) -> Flow:
+        if name in self.nodes:
+            raise ValueError(f"duplicate NIR node name {name!r}")
+        if module:
+            node.metadata["torch_module"] = module
+        self.nodes[name] = node
+        for source in x.sources if x is not None else ():
+            self.edges.append((source, name))
+        return Flow((name,), tuple(int(s) for s in shape))
+
+    def problem(self, path: str, why: str) -> None:
+        self.problems.append(f"{path or '<model>'}: {why}")
+
+    def convert(self, module: nn.Module, path: str, x: Flow) -> Flow:
+        for cls in type(module).__mro__:
+            if cls in CONVERTERS:
+                return CONVERTERS[cls](self, module, path, x)
+        self.problem(path, f"{type(module).__name__} has no NIR converter")
+        return x
+
+    # -- shared pieces ---------------------------------------------------------------------------
+    def neuron(self, lif: MultiStepNeuron, path: str, x: Flow) -> Flow:
+        return self.add(path, neuron_to_nir(lif, x.shape, self.dt), x, x.shape, module=path)
+
+    def conv(
+        self,
+        name: str,
+        weight: np.ndarray,
+        bias: np.ndarray,
+        x: Flow,
+        *,
+        stride=1,
+        padding=0,
+        module: str = "",
+    ) -> Flow:
+        stride, padding = _pair(stride), _pair(padding)
+        hw = _out_hw(x.shape[1:], weight.shape[2:], stride, padding)
+        node = nir.Conv2d(
+            input_shape=tuple(x.shape[1:]),
+            weight=weight.astype(np.float32),
+            stride=stride,
+            padding=padding,
+            dilation=1,
+            groups=1,
+            bias=bias.astype(np.float32),
+        )
+        return self.add(name, node, x, (weight.shape[0], *hw), module=module)
+
+    def sum_pool(self, name: str, x: Flow, kernel, stride, padding, module: str = "") -> Flow:
+        kernel, stride, padding = _pair(kernel), _pair(stride), _pair(padding)
+        node = nir.SumPool2d(kernel_size=np.array(kernel), stride=np.array(stride), padding=np.array(padding))
+        return self.add(name, node, x, (x.shape[0], *_out_hw(x.shape[1:], kernel, stride, padding)), module)
+
+    def threshold(self, name: str, value: float, x: Flow, module: str = "") -> Flow:
+        node = nir.Threshold(threshold=np.full(x.shape, value, dtype=np.float32))
+        return self.add(name, node, x, x.shape, module=module)
+
+
+# -- converters: (builder, module, path, input flow) -> output flow ----------------------------------
+def _conv_bn_spike(b: GraphBuilder, m: ConvBNSpike, path: str, x: Flow) -> Flow:
+    conv = m.conv
+    problems = len(b.problems)
+    if isinstance(conv, nn.Conv1d) and (conv.kernel_size != (1,) or conv.stride != (1,)):
+        b.problem(_join(path, "conv"), "a Conv1d over flattened tokens is a 2-D conv only when 1×1")
+    elif isinstance(conv, nn.Conv2d) and (
+        conv.dilation != (1, 1) or conv.groups != 1 or conv.kernel_size[0] != conv.kernel_size[1]
+        or isinstance(conv.padding, str) or conv.padding_mode != "zeros"
+    ):  # fmt: skip
+        # NIR 1.0.8 types grouped and non-square convolutions wrongly; the rest has no NIR field.
+        b.problem(_join(path, "conv"), "only square, ungrouped, undilated, zero-padded convs are exported")
+    why = neuron_problem(m.lif)
+    if why:
+        b.problem(_join(path, "lif"), why)
+    if m.pool_mode == "analog":
+        b.problem(_join(path, "pool"), "max-pool over analog BN outputs has no NIR form; use pool='spike'")
+    elif m.pool is not None and (m.pool.dilation not in (1, (1, 1)) or m.pool.ceil_mode):
+        b.problem(_join(path, "pool"), "only max-pools without dilation or ceil_mode map to SumPool2d")
+    weight, bias = folded_conv_params(conv, m.bn)
+    if weight.ndim == 3:  # Conv1d 1×1 on [C, N] = Conv2d 1×1 on [C, H, W]
+        weight = weight[..., None]
+    stride = conv.stride if isinstance(conv, nn.Conv2d) else 1
+    padding = conv.padding if isinstance(conv, nn.Conv2d) else 0
+    if len(b.problems) > problems:  # keep shapes flowing so later modules are checked too
+        hw = _out_hw(x.shape[1:], weight.shape[2:], _pair(stride), _pair(padding))
+        if m.pool is not None:
+            hw = _out_hw(hw, _pair(m.pool.kernel_size), _pair(m.pool.stride), _pair(m.pool.padding))
+        return Flow(x.sources, (weight.shape[0], *hw))
+    y = b.conv(
+        _join(path, "conv"),
+        weight,
+        bias,
+        x,
+        stride=stride,
+        padding=padding,
+        module=_join(path, "conv"),
+    )
+    y = b.neuron(m.lif, _join(path, "lif"), y)
+    if m.pool_mode == "spike":
+        pool = m.pool
+        s = b.sum_pool(_join(path, "pool_sum"), y, pool.kernel_size, pool.stride, pool.padding)
+        y = b.threshold(_join(path, "pool"), POOL_THRESHOLD, s, module=_join(path, "pool"))
+    return y
+
+
+def _stem(b: GraphBuilder, m: StemEmbed, path: str, x: Flow) -> Flow:
+    feat = x
+    for i, layer in enumerate(m.layers):
+        x = b.convert(layer, _join(path, f"layers.{i}"), x)
+        if i == m.shortcut_from:
+            feat = x
+    return x + b.convert(m.shortcut, _join(path, "shortcut"), feat)
+
+
+def _downsample(b: GraphBuilder, m: DownsampleEmbed, path: str, x: Flow) -> Flow:
+    y = b.convert(m.conv2, _join(path, "conv2"), b.convert(m.conv1, _join(path, "conv1"), x))
+    return y + b.convert(m.shortcut, _join(path, "shortcut"), x)
+
+
+def _block(b: GraphBuilder, m: QKFormerBlock, path: str, x: Flow) -> Flow:
+    x = x + b.convert(m.attn, _join(path, "attn"), x)
+    return x + b.convert(m.mlp, _join(path, "mlp"), x)
+
+
+def _mlp(b: GraphBuilder, m: SpikingMLP, path: str, x: Flow) -> Flow:
+    return b.convert(m.fc2, _join(path, "fc2"), b.convert(m.fc1, _join(path, "fc1"), x))
+
+
+def _qk_attention(b: GraphBuilder, m: QKAttention, path: str, x: Flow) -> Flow:
+    C, H, W = x.shape
+    q = b.convert(m.q, _join(path, "q"), x)
+    k = b.convert(m.k, _join(path, "k"), x)
+    why = neuron_problem(m.attn_lif)
+    if why:
+        b.problem(_join(path, "attn_lif"), why)
+        return b.convert(m.proj, _join(path, "proj"), k)
+    if m.mode == "token":  # per head, sum Q over the head's channels: a 1×1 conv of ones
+        heads, d = m.heads, C // m.heads
+        gather = np.kron(np.eye(heads), np.ones((1, d)))[:, :, None, None]  # [h, C, 1, 1]
+        s = b.conv(_join(path, "q_sum"), gather, np.zeros(heads), q, module=_join(path, "q_sum"))
+        a = b.neuron(m.attn_lif, _join(path, "attn_lif"), s)
+        spread = b.conv(_join(path, "mask_broadcast"), gather.transpose(1, 0, 2, 3), np.zeros(C), a)
+    else:  # channel: sum Q over all tokens, then copy each channel's mask to every token
+        s = b.sum_pool(_join(path, "q_sum"), q, (H, W), (H, W), 0, module=_join(path, "q_sum"))
+        a = b.neuron(m.attn_lif, _join(path, "attn_lif"), s)
+        spread = _broadcast_mask(b, _join(path, "mask_broadcast"), a, (H, W))
+    masked = b.threshold(_join(path, "mask"), MASK_THRESHOLD, spread + k, module=_join(path, "mask"))
+    return b.convert(m.proj, _join(path, "proj"), masked)
+
+
+def broadcast_geometry(hw: tuple[int, int]) -> tuple[int, tuple[int, int], tuple[int, int]]:
+    """``(K, stride, padding)`` of a K×K conv of ones that copies a 1×1 input to every cell of an
+    H×W output, each output reading the input exactly once.
+
+    The kernel is square because NIR 1.0.8 infers a Conv2d's output size from ``weight.shape[2]``
+    in both dimensions. Per dimension of size n: output j reads padded index ``j·s + k``; the input
+    sits at index ``p``, so ``0 ≤ p − j·s ≤ K − 1`` for all j and ``⌊(1 + 2p − K)/s⌋ + 1 = n``. A
+    square grid gives K = n, s = 1, p = n − 1; other grids take the smallest K that works.
+    """
+
+    def fits(n: int, k: int) -> tuple[int, int] | None:
+        for s in range(1, k + 1):
+            for p in range(s * (n - 1), k):
+                if (1 + 2 * p - k) // s + 1 == n:
+                    return s, p
+        return None
+
+    k = max(hw)
+    while True:
+        found = [fits(n, k) for n in hw]
+        if all(found):
+            return k, (found[0][0], found[1][0]), (found[0][1], found[1][1])
+        k += 1
+
+
+def _broadcast_mask(b: GraphBuilder, name: str, mask: Flow, hw: tuple[int, int]) -> Flow:
+    """A per-channel mask ``[C, 1, 1]`` copied to every token of an H×W grid (see
+    :func:`broadcast_geometry`). Written dense, zeros off the channel diagonal: NIR 1.0.8 types a
+    grouped Conv2d's input as ``weight.shape[1]`` channels, so a depthwise conv fails its type check."""
+    C = mask.shape[0]
+    k, stride, padding = broadcast_geometry(hw)
+    ones = np.eye(C)[:, :, None, None] * np.ones((1, 1, k, k))
+    return b.conv(name, ones, np.zeros(C), mask, stride=stride, padding=padding)
+
+
+def _cross(b: GraphBuilder, m: CrossModalQKAttention, path: str, a: Flow, v: Flow) -> tuple[Flow, Flow]:
+    """Cross-modal QKCA: each modality's Q (summed over its tokens) gates the other's K channels."""
+    for lif in ("attn_lif_audio", "attn_lif_video"):
+        why = neuron_problem(getattr(m, lif))
+        if why:
+            b.problem(_join(path, lif), why)
+            return a, v
+    streams = {"audio": a, "video": v}
+    masks = {}
+    for src, dst in (("audio", "video"), ("video", "audio")):
+        q = b.convert(getattr(m, f"q_{src}"), _join(path, f"q_{src}"), streams[src])
+        _, H, W = q.shape
+        s = b.sum_pool(_join(path, f"q_sum_{src}"), q, (H, W), (H, W), 0)  # q_sum module runs twice: no hook
+        masks[dst] = b.neuron(getattr(m, f"attn_lif_{src}"), _join(path, f"attn_lif_{src}"), s)
+    out = {}
+    for mod, x in streams.items():
+        k = b.convert(getattr(m, f"k_{mod}"), _join(path, f"k_{mod}"), x)
+        spread = _broadcast_mask(b, _join(path, f"mask_{mod}_broadcast"), masks[mod], x.shape[1:])
+        name = _join(path, f"mask_{mod}")
+        masked = b.threshold(name, MASK_THRESHOLD, spread + k, module=name)
+        out[mod] = x + b.convert(getattr(m, f"proj_{mod}"), _join(path, f"proj_{mod}"), masked)
+    return out["audio"], out["video"]
+
+
+def _ssa(b: GraphBuilder, m: SpikingSelfAttention, path: str, x: Flow) -> Flow:
+    b.problem(
+        path,
+        "SSA computes Q·(Kᵀ·V), a product of three signals; NIR has no product node "
+        "(use attention 'qkta' or 'qkca')",
+    )
+    return x
+
+
+def _stage(b: GraphBuilder, m: Stage, path: str, x: Flow) -> Flow:
+    x = b.convert(m.embed, _join(path, "embed"), x)
+    for i, block in enumerate(m.blocks):
+        x = b.convert(block, _join(path, f"blocks.{i}"), x)
+    return x
+
+
+def _encoder(b: GraphBuilder, m: QKFormer, path: str, x: Flow) -> Flow:
+    for i, stage in enumerate(m.stages):
+        x = b.convert(stage, _join(path, f"stages.{i}"), x)
+    return x
+
+
+CONVERTERS: dict[type, Callable[[GraphBuilder, nn.Module, str, Flow], Flow]] = {
+    ConvBNSpike: _conv_bn_spike,
+    StemEmbed: _stem,
+    DownsampleEmbed: _downsample,
+    QKFormerBlock: _block,
+    SpikingMLP: _mlp,
+    QKAttention: _qk_attention,
+    SpikingSelfAttention: _ssa,
+    Stage: _stage,
+    QKFormer: _encoder,
+}
+
+
+# -- inputs and read-out ------------------------------------------------------------------------------
+def _input(b: GraphBuilder, key: str, encoder: QKFormer) -> Flow:
+    shape = (encoder.config.in_channels, *encoder.config.input_size)
+    node = nir.Input(input_type={"input": np.array(shape)}, metadata={"batch_key": key})
+    return b.add(f"input.{key}", node, None, shape)
+
+
+def _readout(
+    b: GraphBuilder, stream: Flow, prefix: str, name: str, weight: torch.Tensor, bias: torch.Tensor | None
+) -> Flow:
+    """Per-step logits ``W · mean_tokens(stream) + b`` as SumPool (all tokens) → Flatten → Affine(W/N)."""
+    C, H, W = stream.shape
+    tokens = b.sum_pool(_join(prefix, "tokens"), stream, (H, W), (H, W), 0)
+    flat = b.add(
+        _join(prefix, "flatten"),
+        nir.Flatten(input_type={"input": np.array([C, 1, 1])}, start_dim=0, end_dim=-1),
+        tokens,
+        (C,),
+    )
+    w = (weight.detach().double() / (H * W)).float().numpy()
+    node = (
+        nir.Affine(weight=w, bias=bias.detach().float().numpy()) if bias is not None else nir.Linear(weight=w)
+    )
+    return b.add(name, node, flat, (w.shape[0],))
+
+
+def _head_of(b: GraphBuilder, encoder: QKFormer, path: str) -> nn.Linear | None:
+    if not isinstance(encoder.head, nn.Linear):
+        b.problem(_join(path, "head"), "the encoder has no classification head (num_classes=0)")
+        return None
+    return encoder.head
+
+
+def _build(b: GraphBuilder, model: nn.Module) -> tuple[Flow, dict[str, object]]:
+    """Add the whole model; returns the logits flow and model metadata."""
+    if isinstance(model, AVClassifier):
+        streams = {m: _input(b, m, getattr(model, m)) for m in model.modalities}
+        cross = getattr(model, "cross", None)
+        if cross is None:
+            streams = {m: b.convert(getattr(model, m), m, x) for m, x in streams.items()}
+        else:  # stage by stage; the streams meet after stage `fusion_stage`
+            a, v = streams["audio"], streams["video"]
+            for i, (stage_a, stage_v) in enumerate(zip(model.audio.stages, model.video.stages, strict=True)):
+                a = b.convert(stage_a, f"audio.stages.{i}", a)
+                v = b.convert(stage_v, f"video.stages.{i}", v)
+                if i == model.fusion_stage:
+                    a, v = _cross(b, cross, "cross", a, v)
+            streams = {"audio": a, "video": v}
+        if model.fusion_head is not None:  # concat (and qk): one Linear over [audio ‖ video]
+            ca = model.audio.num_features
+            wf, bf = model.fusion_head.weight, model.fusion_head.bias
+            la = _readout(b, streams["audio"], "audio", "fusion_head.audio", wf[:, :ca], bf)
+            lv = _readout(b, streams["video"], "video", "fusion_head.video", wf[:, ca:], None)
+        else:
+            la = _readout(
+                b, streams["audio"], "audio", "audio_head", model.audio_head.weight, model.audio_head.bias
+            )
+            lv = _readout(
+                b, streams["video"], "video", "video_head", model.video_head.weight, model.video_head.bias
+            )
+        k = la.shape[0]
+        logits = b.add("logits", nir.Scale(scale=np.ones(k, dtype=np.float32)), la + lv, (k,))
+        encoders = {"audio": model.audio, "video": model.video}
+        info = {"fusion": model.fusion}
+    elif isinstance(model, UniModalClassifier):
+        stream = b.convert(model.encoder, "encoder", _input(b, model.modality, model.encoder))
+        head = _head_of(b, model.encoder, "encoder")
+        if head is None:
+            return stream, {}
+        logits = _readout(b, stream, "encoder", "encoder.head", head.weight, head.bias)
+        encoders, info = {model.modality: model.encoder}, {}
+    elif isinstance(model, QKFormer):
+        stream = b.convert(model, "", _input(b, "x", model))
+        head = _head_of(b, model, "")
+        if head is None:
+            return stream, {}
+        logits = _readout(b, stream, "", "head", head.weight, head.bias)
+        encoders, info = {"x": model}, {}
+    else:
+        raise UserError(
+            f"cannot export {type(model).__name__}: expected a QKFormer, UniModalClassifier or AVClassifier"
+        )
+    steps = {e.config.time_steps for e in encoders.values()}
+    info.update(
+        time_steps=max(steps),
+        inputs=",".join(encoders),
+        model_config=json.dumps({k: e.config.to_dict() for k, e in encoders.items()}),
+    )
+    return logits, info
+
+
+def build_graph(model: nn.Module, dt: float = DEFAULT_DT) -> nir.NIRGraph:
+    """The NIR graph of ``model`` (BN folded on the fly; the model itself is not changed).
+
+    Raises :class:`NIRExportError` listing every module without an NIR form.
+    """
+    if not dt > 0:
+        raise UserError(f"dt must be > 0, got {dt}")
+    b = GraphBuilder(dt)
+    with torch.no_grad():
+        logits, info = _build(b, model)
+    if b.problems:
+        raise NIRExportError(b.problems)
+    k = logits.shape[0]
+    b.add("output", nir.Output(output_type={"output": np.array([k])}), logits, (k,))
+    metadata = {
+        "format": FORMAT,
+        "producer": f"qkf_snn {_version}",
+        "dt": float(dt),
+        "time_unit": "one model time step = dt",
+        "neuron_update": "v <- (1 - dt/tau)*v + (dt*r/tau)*I (IF: v + dt*r*I); spike z = [v > v_threshold]; "
+        "then v = v_reset; beta and gain are float32(...) of float64 arithmetic on the stored values",
+        "threshold_convention": "v_threshold = nextafter(theta, -inf) in float32 for neurons firing on "
+        "v >= theta (metadata comparator 'ge'), theta for 'gt'",
+        "edges": "several edges into one node are summed (the integer residual stream)",
+        "bn_folded": 1,
+        "readout": "output = per-step logits; model output = mean over time steps (outside the graph); "
+        "token mean folded into the read-out weights as W/N",
+        "input_encoding": "analog input current per time step into the first conv (direct encoding)",
+        **info,
+    }
+    return nir.NIRGraph(nodes=b.nodes, edges=b.edges, metadata=metadata, type_check=True)
+
+
+def export_problems(model: nn.Module) -> list[str]:
+    """One line per module of ``model`` that has no NIR form (empty when it exports)."""
+    try:
+        build_graph(model)
+    except NIRExportError as err:
+        return err.problems
+    return []

@@ -1,0 +1,169 @@
+"""Our discrete-time neurons as NIR LIF / IF nodes, and back, with no rounding lost on the way.
+
+A trained neuron computes, per step (snnTorch order, see ``qkf_snn.models.neurons.lif``)::
+
+    U[t] = β · (1 − R[t]) · U[t−1] + s · X[t],   R[t] = 1[U[t−1] > θ'],   S[t] = 1[U[t] > θ']
+
+NIR neurons are continuous-time; with the Euler step of length ``dt`` an NIR LIF reads
+``v ← (1 − dt/τ) v + (dt·r/τ) I`` (``v_leak = 0``) and an NIR IF ``v ← v + dt·r·I``; both fire on
+``v > v_threshold`` and then set ``v = v_reset``. Resetting right after the spike (NIR, Norse) and
+zeroing ``U[t−1]`` at the start of the next step (snnTorch's reset delay) give the same numbers, so
+the mapping is ``1 − dt/τ = β``, ``dt·r/τ = s`` (IF: ``dt·r = s``), ``v_threshold = θ'``,
+``v_reset = 0``.
+
+Exactness. :class:`DiscreteNeuron` is the contract both sides compute with: ``β`` and ``s``
+recovered as ``float32(1 − dt/τ)`` and ``float32(dt·r/τ)`` (float64 arithmetic on the stored
+``τ``, ``r``). The exporter picks the ``τ`` and ``r`` nearest the ideal values for which that
+recovery is exact (a few ulps' search): float32 when such a pair exists (always at the default
+dt = 1, where τ = 2 and r = 1 for the official LIF), float64 otherwise (e.g. dt = 1e-3, whose
+float32 grid around τ = 2e-3 is too coarse to pin β and s together). The threshold is θ' itself:
+for ``comparator="ge"`` it is ``nextafter(θ, −inf)``, so NIR's ``v > v_threshold`` is the model's
+``U ≥ θ``. The nominal θ and the comparator go into the node's metadata.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import nir
+import numpy as np
+import torch
+
+from qkf_snn.models.neurons import IF, LIF, PLIF, MultiStepNeuron
+
+DEFAULT_DT = 1.0  # one model time step; τ is then in time steps (τ = 2 for the official LIF)
+_ULP_SEARCH = 64  # how many float32 neighbours of the ideal τ / r to try
+
+
+@dataclass(frozen=True)
+class DiscreteNeuron:
+    """Per-step parameters in float32: ``v ← beta·v + gain·I``, fire on ``v > threshold``, then
+    ``v = v_reset``. Scalars for our neurons (one value per layer)."""
+
+    beta: float
+    gain: float
+    threshold: float
+    v_reset: float = 0.0
+
+
+def neuron_problem(neuron: MultiStepNeuron) -> str | None:
+    """Why this neuron has no exact NIR form, or None when it has one."""
+    if type(neuron) not in (LIF, PLIF, IF):
+        return f"{type(neuron).__name__} dynamics have no NIR neuron (NIR has LIF, IF, LI, CubaLIF)"
+    if neuron.reset_name != "zero":
+        return (
+            f"reset {neuron.reset_name!r} has no NIR form (NIR neurons set v = v_reset after a spike); "
+            "use reset 'zero'"
+        )
+    if neuron.beta.numel() != 1 or neuron.threshold.numel() != 1:
+        return "per-unit beta/threshold tensors are not supported by the exporter"
+    return None
+
+
+def discrete_params(neuron: MultiStepNeuron) -> DiscreteNeuron:
+    """The float32 numbers the trained neuron computes with (β clamped as snnTorch clamps it)."""
+    beta32 = neuron.beta.detach().float().clamp(0, 1)
+    if isinstance(neuron, PLIF):  # the input scale follows the learned β
+        gain = float((1.0 - beta32) if neuron.decay_input else torch.tensor(1.0))
+    else:
+        gain = neuron.input_scale
+    return DiscreteNeuron(beta=float(beta32), gain=gain, threshold=float(neuron.threshold.float()))
+
+
+def _f32(x: float | np.ndarray) -> np.float32:
+    return np.float32(x)
+
+
+def recover(tau: np.ndarray | None, r: np.ndarray, dt: float) -> tuple[np.ndarray, np.ndarray]:
+    """``(beta, gain)`` in float32 from stored NIR parameters: LIF when ``tau`` is given, else IF."""
+    r64 = np.asarray(r, dtype=np.float64)
+    if tau is None:
+        return np.ones_like(r64, dtype=np.float32), (dt * r64).astype(np.float32)
+    tau64 = np.asarray(tau, dtype=np.float64)
+    return (1.0 - dt / tau64).astype(np.float32), (dt * r64 / tau64).astype(np.float32)
+
+
+def _near(ideal: float, dtype: type = np.float32):
+    """Positive finite values of ``dtype`` from the one nearest ``ideal`` outwards, ulp by ulp."""
+    up = down = dtype(ideal)
+    if np.isfinite(up) and up > 0:
+        yield up
+    for _ in range(_ULP_SEARCH):
+        up, down = np.nextafter(up, dtype(np.inf)), np.nextafter(down, dtype(-np.inf))
+        for candidate in (up, down):
+            if np.isfinite(candidate) and candidate > 0:
+                yield candidate
+
+
+def _solve(beta: np.float32, gain: np.float32, dt: float, dtype: type) -> tuple | None:
+    """``(tau, r)`` of ``dtype`` that :func:`recover` maps to exactly ``beta`` and ``gain``."""
+    if beta == 1.0:  # IF
+        r = next(
+            (r for r in _near(float(gain) / dt, dtype) if recover(None, np.array(r), dt)[1] == gain), None
+        )
+        return (None, r) if r is not None else None
+    # τ and r jointly: the r grid may step over the gain for one τ and hit it for a neighbour
+    # that gives the same β.
+    for tau in _near(dt / (1.0 - float(beta)), dtype):
+        if recover(np.array(tau), np.array(1.0), dt)[0] != beta:
+            continue
+        for r in _near(float(gain) * float(tau) / dt, dtype):
+            if recover(np.array(tau), np.array(r), dt)[1] == gain:
+                return tau, r
+    return None
+
+
+def neuron_to_nir(neuron: MultiStepNeuron, shape: tuple[int, ...], dt: float = DEFAULT_DT) -> nir.NIRNode:
+    """An NIR ``LIF`` (β < 1) or ``IF`` (β = 1) for a population of ``shape`` such that
+    :func:`recover` gives back exactly this neuron's β and input gain.
+
+    ``tau`` and ``r`` are float32 when some float32 pair reproduces β and the gain (always at the
+    default dt = 1 for τ = 2; not always for, e.g., dt = 1e-3, whose float32 grids are too coarse),
+    float64 otherwise."""
+    p = discrete_params(neuron)
+    beta, gain = _f32(p.beta), _f32(p.gain)
+    if not 0.0 <= beta <= 1.0:
+        raise ValueError(f"beta {beta} outside [0, 1]")
+    solved = _solve(beta, gain, dt, np.float32) or _solve(beta, gain, dt, np.float64)
+    if solved is None:
+        raise ValueError(f"no tau and r reproduce beta {beta} and gain {gain} at dt={dt}")
+    tau, r = solved
+    full32 = lambda v: np.full(shape, v, dtype=np.float32)  # noqa: E731
+    full = lambda v: np.full(shape, v, dtype=type(r))  # noqa: E731
+    meta = {
+        "dt": float(dt),
+        "beta": float(beta),
+        "input_gain": float(gain),
+        "threshold_nominal": float(neuron.nominal_threshold),
+        "comparator": neuron.comparator,
+        "reset": "zero",
+        "source": f"qkf_snn {type(neuron).__name__}",
+    }
+    if tau is None:
+        return nir.IF(r=full(r), v_threshold=full32(p.threshold), v_reset=full32(0.0), metadata=meta)
+    return nir.LIF(
+        tau=full(tau),
+        r=full(r),
+        v_leak=full32(0.0),
+        v_threshold=full32(p.threshold),
+        v_reset=full32(0.0),
+        metadata=meta,
+    )
+
+
+def nir_neuron_params(node: nir.NIRNode, dt: float) -> tuple[np.ndarray, ...]:
+    """``(beta, gain, v_threshold, v_reset, v_leak_term)`` float32 arrays of an NIR LIF / IF node;
+    ``v_leak_term`` is ``(dt/τ)·v_leak`` (zero for everything we export)."""
+    if isinstance(node, nir.LIF):
+        beta, gain = recover(node.tau, node.r, dt)
+        leak = (dt / np.asarray(node.tau, np.float64) * np.asarray(node.v_leak, np.float64)).astype(
+            np.float32
+        )
+    elif isinstance(node, nir.IF):
+        beta, gain = recover(None, node.r, dt)
+        leak = np.zeros_like(beta)
+    else:
+        raise TypeError(f"not a spiking NIR neuron: {type(node).__name__}")
+    v_th = np.asarray(node.v_threshold, dtype=np.float32)
+    v_reset = np.asarray(node.v_reset, dtype=np.float32)
+    return beta, gain, v_th, v_reset, leak

@@ -1,0 +1,218 @@
+"""Graph building: structure of the exported graph (residual edges, Q-K attention, spike pooling,
+read-out), BN folding, refusal of what NIR cannot express, and the .nir file's error handling."""
+
+from __future__ import annotations
+
+import h5py
+import nir
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from qkf_snn.errors import UserError
+from qkf_snn.hardware.nir import (
+    NIRExportError,
+    build_graph,
+    export_problems,
+    fold_batchnorm,
+    read_graph,
+    write_graph,
+)
+from qkf_snn.hardware.nir.export import broadcast_geometry
+from qkf_snn.hardware.nir.io import metadata
+from qkf_snn.models import create_model, recalibrate_bn
+from qkf_snn.models.blocks import ConvBNSpike
+
+SMALL = {"input_size": (32, 32), "num_classes": 5}
+
+
+@pytest.fixture(scope="module")
+def av_graph():
+    torch.manual_seed(0)
+    model = create_model("qkf_av_tiny_deploy", **SMALL)
+    return model, build_graph(model)
+
+
+def _sources(graph, node):
+    return sorted(src for src, dst in graph.edges if dst == node)
+
+
+def test_residual_stream_is_several_edges_into_each_consumer(av_graph):
+    _, g = av_graph
+    s = "audio.stages.0"
+    stem = [f"{s}.embed.layers.2.lif", f"{s}.embed.shortcut.lif"]
+    after_attn = stem + [f"{s}.blocks.0.attn.proj.lif"]
+    after_mlp = after_attn + [f"{s}.blocks.0.mlp.fc2.lif"]
+    assert _sources(g, f"{s}.blocks.0.attn.q.conv") == sorted(stem)
+    assert _sources(g, f"{s}.blocks.0.attn.k.conv") == sorted(stem)
+    assert _sources(g, f"{s}.blocks.0.mlp.fc1.conv") == sorted(after_attn)
+    assert _sources(g, "audio.stages.1.embed.conv1.conv") == sorted(after_mlp)
+    assert _sources(g, "audio.stages.1.embed.shortcut.conv") == sorted(after_mlp)
+
+
+def test_token_attention_is_ones_projections_lif_and_coincidence_threshold(av_graph):
+    model, g = av_graph
+    p = "video.stages.1.blocks.0.attn"  # QKTA, 32 channels, 2 heads, 4×4 tokens
+    heads, dim = model.video.config.heads[1], model.video.config.dims[1]
+    gather = g.nodes[f"{p}.q_sum"].weight[:, :, 0, 0]
+    expected = np.kron(np.eye(heads), np.ones((1, dim // heads)))
+    np.testing.assert_array_equal(gather, expected)
+    np.testing.assert_array_equal(g.nodes[f"{p}.mask_broadcast"].weight[:, :, 0, 0], expected.T)
+    assert _sources(g, f"{p}.q_sum") == [f"{p}.q.lif"]
+    assert _sources(g, f"{p}.attn_lif") == [f"{p}.q_sum"]
+    assert _sources(g, f"{p}.mask") == sorted([f"{p}.mask_broadcast", f"{p}.k.lif"])
+    assert (g.nodes[f"{p}.mask"].threshold == 1.5).all()
+    assert g.nodes[f"{p}.attn_lif"].metadata["threshold_nominal"] == 0.5
+
+
+def test_channel_attention_sums_tokens_and_broadcasts_the_mask(av_graph):
+    _, g = av_graph
+    p = "audio.stages.1.blocks.0.attn"  # QKCA on a 4×4 grid
+    q_sum = g.nodes[f"{p}.q_sum"]
+    assert isinstance(q_sum, nir.SumPool2d) and tuple(q_sum.kernel_size) == (4, 4)
+    assert tuple(g.nodes[f"{p}.attn_lif"].output_type["output"]) == (32, 1, 1)
+    spread = g.nodes[f"{p}.mask_broadcast"]
+    x = torch.zeros(1, 32, 1, 1)
+    x[0, 5] = 1.0  # the mask of channel 5 reaches all 16 tokens of channel 5 and nothing else
+    y = F.conv2d(
+        x, torch.from_numpy(spread.weight), stride=tuple(spread.stride), padding=tuple(spread.padding)
+    )
+    assert y.shape == (1, 32, 4, 4) and (y[0, 5] == 1).all() and y.sum() == 16
+
+
+@pytest.mark.parametrize("hw", [(1, 1), (4, 4), (8, 4), (3, 2), (16, 25), (5, 6)])
+def test_broadcast_geometry_copies_one_value_to_every_token(hw):
+    k, stride, padding = broadcast_geometry(hw)
+    y = F.conv2d(torch.ones(1, 1, 1, 1), torch.ones(1, 1, k, k), stride=stride, padding=padding)
+    assert tuple(y.shape[2:]) == hw and (y == 1).all()
+
+
+def test_spike_max_pool_is_sum_pool_then_threshold(av_graph):
+    _, g = av_graph
+    p = "video.stages.0.embed.layers.0"
+    pool = g.nodes[f"{p}.pool_sum"]
+    assert [tuple(pool.kernel_size), tuple(pool.stride), tuple(pool.padding)] == [(3, 3), (2, 2), (1, 1)]
+    assert _sources(g, f"{p}.pool_sum") == [f"{p}.lif"] and _sources(g, f"{p}.pool") == [f"{p}.pool_sum"]
+    assert (g.nodes[f"{p}.pool"].threshold == 0.5).all()
+    spikes = (torch.rand(2, 4, 9, 9) < 0.2).float()  # OR over a window = max over spikes
+    summed = F.avg_pool2d(spikes, 3, 2, 1, count_include_pad=True, divisor_override=1)
+    assert torch.equal((summed > 0.5).float(), F.max_pool2d(spikes, 3, 2, 1))
+
+
+def test_readout_folds_the_token_mean_into_the_fusion_weights(av_graph):
+    model, g = av_graph
+    wf = model.fusion_head.weight.detach()
+    ca = model.audio.num_features
+    np.testing.assert_array_equal(
+        g.nodes["fusion_head.audio"].weight, (wf[:, :ca].double() / 4).float().numpy()
+    )
+    np.testing.assert_array_equal(g.nodes["fusion_head.audio"].bias, model.fusion_head.bias.detach().numpy())
+    assert isinstance(g.nodes["fusion_head.video"], nir.Linear)
+    assert _sources(g, "logits") == ["fusion_head.audio", "fusion_head.video"]
+    assert _sources(g, "output") == ["logits"]
+    assert sorted(g.inputs) == ["input.audio", "input.video"]
+
+
+def test_every_conv_is_bn_folded_and_every_neuron_is_exported(av_graph):
+    model, g = av_graph
+    units = [n for n, m in model.named_modules() if isinstance(m, ConvBNSpike)]
+    for unit in units:
+        assert isinstance(g.nodes[f"{unit}.conv"], nir.Conv2d)
+        assert isinstance(g.nodes[f"{unit}.lif"], nir.LIF)
+        assert g.nodes[f"{unit}.conv"].metadata["torch_module"] == f"{unit}.conv"
+    attention = [n for n, m in model.named_modules() if n.endswith("attn_lif")]
+    assert len(attention) == 6 and all(isinstance(g.nodes[n], nir.LIF) for n in attention)
+    lifs = [n for n, node in g.nodes.items() if isinstance(node, nir.LIF)]
+    assert len(lifs) == len(units) + len(attention)
+
+
+def test_fold_matches_batchnorm_and_leaves_the_model_untouched():
+    model = create_model("qkf_video_tiny_deploy", **SMALL)
+    x = model.example_input(4, sequence=True)
+    recalibrate_bn(model, [x])
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    folded = fold_batchnorm(model)
+    unit, new = model.stages[0].embed.layers[1], folded.stages[0].embed.layers[1]
+    z = torch.randn(8, unit.conv.in_channels, 16, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(new.conv(z), unit.bn(unit.conv(z)), rtol=1e-5, atol=1e-5)
+    assert isinstance(new.bn, torch.nn.Identity)
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
+
+
+def test_faithful_model_is_refused_with_each_offending_module():
+    problems = export_problems(create_model("qkf_av_tiny", **SMALL))
+    paths = sorted(p.split(":")[0] for p in problems)
+    pools = [
+        "stages.0.embed.layers.0.pool",
+        "stages.0.embed.layers.1.pool",
+        "stages.1.embed.conv1.pool",
+        "stages.2.embed.conv1.pool",
+    ]
+    expected = [f"{m}.{p}" for m in ("audio", "video") for p in pools]
+    expected += ["audio.stages.2.blocks.0.attn", "video.stages.2.blocks.0.attn"]
+    assert paths == sorted(expected)
+    for line in problems:
+        path, why = line.split(": ", 1)
+        assert ("SSA" in why) if path.endswith(".attn") else ("analog" in why and "pool='spike'" in why)
+    with pytest.raises(NIRExportError) as err:
+        build_graph(create_model("qkf_av_tiny", **SMALL))
+    lines = str(err.value).splitlines()
+    assert lines[0] == "cannot export to NIR: 10 module(s) have no NIR form" and len(lines) == 11
+
+
+def test_subtract_reset_is_refused_per_neuron():
+    model = create_model("qkf_video_tiny_deploy", neuron={"reset": "subtract"}, **SMALL)
+    problems = export_problems(model)
+    neurons = [n for n, m in model.named_modules() if n.endswith(("lif", "attn_lif"))]
+    assert sorted(p.split(":")[0] for p in problems) == sorted(neurons)
+    assert all("reset 'subtract'" in p for p in problems)
+
+
+def test_deployable_presets_export():
+    for name in ("qkf_audio_tiny_deploy", "qkf_video_tiny_deploy", "qkf_av_tiny_deploy"):
+        assert export_problems(create_model(name, **SMALL)) == []
+    assert create_model("qkf_audio_small_deploy").config.attention == ("qkca", "qkca", "qkta")
+    assert create_model("qkf_video_small_deploy").config.attention == ("qkta", "qkta", "qkca")
+
+
+def test_file_round_trip_keeps_graph_and_metadata(av_graph, tmp_path):
+    _, g = av_graph
+    path = write_graph(tmp_path / "m.nir", g)
+    back = read_graph(path)
+    assert sorted(back.nodes) == sorted(g.nodes) and sorted(back.edges) == sorted(g.edges)  # HDF5 sorts names
+    meta = metadata(back)
+    assert meta["dt"] == 1.0 and meta["time_steps"] == 4 and meta["format"] == "qkf-snn/nir-1"
+    assert meta["inputs"] == "audio,video"
+    lif = back.nodes["audio.stages.0.blocks.0.attn.attn_lif"]
+    assert metadata(lif)["comparator"] == "ge" and metadata(lif)["threshold_nominal"] == 0.5
+    np.testing.assert_array_equal(lif.tau, g.nodes["audio.stages.0.blocks.0.attn.attn_lif"].tau)
+
+
+def test_unreadable_files_give_one_line(av_graph, tmp_path):
+    _, g = av_graph
+    good = write_graph(tmp_path / "good.nir", g)
+    truncated = tmp_path / "truncated.nir"
+    truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    garbage = tmp_path / "garbage.nir"
+    garbage.write_bytes(b"not an hdf5 file at all")
+    empty_h5 = tmp_path / "empty.nir"
+    with h5py.File(empty_h5, "w") as f:
+        f.create_dataset("version", data="1.0")
+    bogus = tmp_path / "bogus.nir"
+    bogus.write_bytes(good.read_bytes())
+    with h5py.File(bogus, "r+") as f:  # a node type no NIR reader knows
+        del f["node/nodes/logits/type"]
+        f["node/nodes/logits"].create_dataset("type", data="Bogus", dtype=h5py.string_dtype())
+    cases = {
+        tmp_path / "missing.nir": "no such NIR file",
+        truncated: "truncated or corrupt",
+        garbage: "truncated or corrupt",
+        empty_h5: "malformed NIR graph",
+        bogus: "malformed NIR graph",
+    }
+    for path, words in cases.items():
+        with pytest.raises(UserError) as err:
+            read_graph(path)
+        assert words in str(err.value) and "\n" not in str(err.value) and str(path) in str(err.value)
