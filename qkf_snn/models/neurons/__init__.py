@@ -1,6 +1,12 @@
 """Spiking neurons: snnTorch-based multi-step LIF / PLIF / IF / QIF, surrogates, backends."""
 
-from qkf_snn.models.neurons.backends import AUTO_ORDER, BACKENDS, register_backend, resolve_backend
+from qkf_snn.models.neurons.backends import (
+    AUTO_ORDER,
+    BACKENDS,
+    register_backend,
+    resolve_backend,
+    set_backend,
+)
 from qkf_snn.models.neurons.config import NeuronConfig
 from qkf_snn.models.neurons.lif import (
     IF,
@@ -30,5 +36,6 @@ __all__ = [
     "make_neuron",
     "register_backend",
     "resolve_backend",
+    "set_backend",
     "surrogate_spec",
 ]

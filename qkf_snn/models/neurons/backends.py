@@ -4,17 +4,33 @@ A backend is a function ``(neuron, x[T, ...], record_mem) -> (spikes[T, ...], me
 that starts from zero state. ``reference`` loops snnTorch's own single-step ``forward``; it defines
 the semantics every other backend must match bit for bit (spikes and membranes, float32).
 ``auto`` takes the first backend in ``AUTO_ORDER`` whose ``supports`` accepts the neuron and input.
+
+Registered here:
+
+* ``reference``: snnTorch, step by step (every neuron, every device).
+* ``fused``: one autograd node over the T loop (``fused.py``; LIF / IF / PLIF, any device).
+* ``triton``: one forward and one backward kernel (``triton_lif.py``; LIF / IF / PLIF on CUDA when
+  Triton is installed, or on CPU tensors under ``TRITON_INTERPRET=1``).
+
+Both take the raw input (``raw_input=True``): they upcast and scale it themselves, step by step or in
+registers, and return spikes in the input's dtype, instead of materialising ``float32(x) · s``.
+
+``auto`` = triton on CUDA, fused elsewhere, reference for neurons neither supports (QIF).
 """
 
 from __future__ import annotations
 
+import importlib.util
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 
 import snntorch as snn
 import torch
 
 from qkf_snn.errors import UserError
+from qkf_snn.models.neurons.fused import run_fused, supports_fused
 
 BackendFn = Callable[[torch.nn.Module, torch.Tensor, bool], tuple[torch.Tensor, torch.Tensor | None]]
 
@@ -24,6 +40,9 @@ class Backend:
     name: str
     run: BackendFn
     supports: Callable[[torch.nn.Module, torch.Tensor], bool]
+    # False: ``run`` gets the float32 input already scaled by the neuron (``scaled_input``) and its
+    # spikes are cast back to the input dtype. True: ``run`` gets the raw input and does both itself.
+    raw_input: bool = False
 
 
 BACKENDS: dict[str, Backend] = {}
@@ -37,9 +56,10 @@ def register_backend(
     supports: Callable[[torch.nn.Module, torch.Tensor], bool] = lambda n, x: True,
     *,
     auto_rank: int | None = None,
+    raw_input: bool = False,
 ) -> None:
     """Add a backend; ``auto_rank`` places it in the automatic preference order (0 = first)."""
-    BACKENDS[name] = Backend(name, run, supports)
+    BACKENDS[name] = Backend(name, run, supports, raw_input)
     if auto_rank is not None and name not in AUTO_ORDER:
         AUTO_ORDER.insert(auto_rank, name)
 
@@ -52,8 +72,7 @@ def resolve_backend(name: str, neuron: torch.nn.Module, x: torch.Tensor) -> Back
             if backend.supports(neuron, x):
                 return backend
         return BACKENDS["reference"]
-    if name not in BACKENDS:
-        raise UserError(f"unknown neuron backend {name!r}; choose auto or one of {', '.join(BACKENDS)}")
+    check_backend_name(name)
     backend = BACKENDS[name]
     if not backend.supports(neuron, x):
         raise UserError(
@@ -81,4 +100,43 @@ def run_reference(
     return torch.stack(spikes), (torch.stack(mems) if record_mem else None)
 
 
+def set_backend(model: torch.nn.Module, name: str) -> int:
+    """Switch every spiking neuron of ``model`` to backend ``name`` (``auto`` included); returns how
+    many neurons were switched. Checked against the registry, not against each neuron: a backend that
+    cannot run some neuron raises when that neuron runs (``auto`` never does)."""
+    check_backend_name(name)
+    neurons = [m for m in model.modules() if isinstance(m, snn.Leaky) and hasattr(m, "backend")]
+    for neuron in neurons:
+        neuron.backend = name
+    return len(neurons)
+
+
+def check_backend_name(name: str) -> None:
+    if name != "auto" and name not in BACKENDS:
+        raise UserError(f"unknown neuron backend {name!r}; choose auto or one of {', '.join(BACKENDS)}")
+
+
+# --- the fast backends ----------------------------------------------------------------------------------
+def _run_triton(neuron: torch.nn.Module, x: torch.Tensor, record_mem: bool):
+    from qkf_snn.models.neurons.triton_lif import run_triton  # Triton is imported on first use only
+
+    return run_triton(neuron, x, record_mem)
+
+
+def _supports_triton(neuron: torch.nn.Module, x: torch.Tensor) -> bool:
+    # Cheap checks first: on CPU (without the interpreter) Triton is never imported.
+    if not (x.is_cuda or os.environ.get("TRITON_INTERPRET") == "1") or not _triton_installed():
+        return False
+    from qkf_snn.models.neurons.triton_lif import supports_triton
+
+    return supports_triton(neuron, x)
+
+
+@lru_cache(maxsize=1)
+def _triton_installed() -> bool:
+    return importlib.util.find_spec("triton") is not None
+
+
 register_backend("reference", run_reference)
+register_backend("fused", run_fused, supports_fused, auto_rank=0, raw_input=True)
+register_backend("triton", _run_triton, _supports_triton, auto_rank=0, raw_input=True)

@@ -100,10 +100,11 @@ class MultiStepNeuron(snn.Leaky):
         """Spikes and (optionally) pre-reset membranes ``[T, B, ...]`` for input ``[T, B, ...]``."""
         if x.dim() < 2:
             raise ValueError(f"{type(self).__name__} expects [T, B, ...], got shape {tuple(x.shape)}")
-        dtype = x.dtype
-        x = self.scaled_input(x.float())
         backend = resolve_backend(self.backend, self, x)
-        spikes, mem = backend.run(self, x, record_mem)
+        if backend.raw_input:  # the backend upcasts and scales the input itself (one read of x)
+            return backend.run(self, x, record_mem)
+        dtype = x.dtype
+        spikes, mem = backend.run(self, self.scaled_input(x.float()), record_mem)
         return spikes.to(dtype), mem
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]

@@ -1,0 +1,293 @@
+"""Fused multi-step backend: the whole T loop as one ``torch.autograd.Function``.
+
+The reference backend calls snnTorch's ``Leaky.forward`` once per step: about a dozen tensor ops per
+step, each recorded by autograd, whose backward replays as many nodes again, and every intermediate
+is a fresh full-size tensor. Here one autograd node covers all T steps:
+
+* forward: the same float32 arithmetic, four in-place / ``out=`` ops per step (zero reset) on
+  step-sized scratch buffers; the input is read raw (any float dtype), upcast and scaled, and spikes
+  are written in the input's dtype, so the only full-size allocations are the spikes and membranes;
+* backward: one reverse pass: the surrogate derivative in closed form with snnTorch's own
+  expressions (so per element it is bit-identical to snnTorch's), one ``addcmul_`` per step for the
+  recurrence, the input scale folded in; the only full-size allocation is dL/dX itself;
+* saved for backward: only the pre-reset membrane U (float32, 4 bytes per neuron-step: the surrogate
+  needs it exactly); the detached reset masks R[t+1] = 1[U[t] > θ'] are re-derived from it
+  bit-exactly, so no spike copy is kept and the returned spikes stay free to be modified in place.
+
+Element-wise work that does not depend on the recurrence runs once per chunk of steps (see
+``CHUNK_ELEMENTS``), the recurrence once per step.
+
+Forward semantics, per step, exactly as snnTorch evaluates them (no reassociation, no FMA):
+
+    R[t] = 1[U[t-1] - θ' > 0]                  (U[-1] = 0; detached)
+    zero:     U[t] = b · ((1 - R[t]) · U[t-1]) + X[t]
+    subtract: U[t] = (b · U[t-1] + X[t]) - R[t] · θ'
+    none:     U[t] = b · U[t-1] + X[t]
+    S[t] = 1[U[t] - θ' > 0]                   (b = clamp(β, 0, 1))
+
+so spikes and membranes equal the reference bit for bit (``x - θ' > 0`` and ``x > θ'`` agree for every
+float32, IEEE subtraction being exact in sign; ``1 - R`` is computed as ``1[U <= θ']``, the same
+0/1). Gradients match the reference's autograd up to float summation order. Pure PyTorch, so it runs
+on any device; ``auto`` prefers it on CPU.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import snntorch as snn
+import torch
+
+from qkf_snn.models.neurons.surrogate import SurrogateSpec
+
+ResetName = str  # "zero" | "subtract" | "none"
+
+
+# --- surrogate derivatives: snnTorch's backward expressions, operation for operation ----------------
+# Each writes grad · dS/dV into ``out`` and uses ``v`` (= U - θ', owned by the caller) as scratch, so
+# no temporaries are allocated. Evaluation order and constants are snnTorch's
+# (x · c for c · x is exact, ``c / t`` is PyTorch's ``t.reciprocal() * c``), so every element equals
+# snnTorch's gradient bit for bit.
+def _sigmoid(grad: torch.Tensor, v: torch.Tensor, out: torch.Tensor, *, slope: float) -> None:
+    # grad * slope * exp(-slope * v) / ((exp(-slope * v) + 1) ** 2)
+    e = v.mul_(-slope).exp_()
+    torch.mul(grad, slope, out=out).mul_(e)
+    out.div_(e.add_(1).pow_(2))
+
+
+def _atan(grad: torch.Tensor, v: torch.Tensor, out: torch.Tensor, *, alpha: float) -> None:
+    # alpha / 2 / (1 + (pi / 2 * alpha * v) ** 2) * grad
+    v.mul_(torch.pi / 2 * alpha).pow_(2).add_(1).reciprocal_().mul_(alpha / 2)
+    torch.mul(v, grad, out=out)
+
+
+def _fast_sigmoid(grad: torch.Tensor, v: torch.Tensor, out: torch.Tensor, *, slope: float) -> None:
+    # grad / (slope * |v| + 1) ** 2
+    torch.div(grad, v.abs_().mul_(slope).add_(1.0).pow_(2), out=out)
+
+
+def _triangular(grad: torch.Tensor, v: torch.Tensor, out: torch.Tensor, *, threshold: float) -> None:
+    # grad * threshold, negated where v >= 0 (a multiply by ±1 is exact)
+    sign = v.ge_(0).mul_(-2.0).add_(1.0)
+    torch.mul(grad, threshold, out=out).mul_(sign)
+
+
+def _straight_through(grad: torch.Tensor, v: torch.Tensor, out: torch.Tensor) -> None:
+    out.copy_(grad)
+
+
+def _spike_rate_escape(
+    grad: torch.Tensor, v: torch.Tensor, out: torch.Tensor, *, beta: float, slope: float
+) -> None:
+    # grad * slope * exp(-beta * |v - 1|)
+    e = v.sub_(1).abs_().mul_(-beta).exp_()
+    torch.mul(grad, slope, out=out).mul_(e)
+
+
+# name -> writer of grad · dS/dV at V = U - θ'; keyword arguments are the SurrogateSpec parameters.
+SURROGATE_GRADS: dict[str, Callable[..., None]] = {
+    "sigmoid": _sigmoid,
+    "atan": _atan,
+    "fast_sigmoid": _fast_sigmoid,
+    "triangular": _triangular,
+    "straight_through": _straight_through,
+    "spike_rate_escape": _spike_rate_escape,
+}
+
+
+def surrogate_grad(spec: SurrogateSpec, grad: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """``grad · dS/dV`` at ``v = U - θ'`` for the surrogate ``spec`` (snnTorch's formula)."""
+    out = torch.empty_like(v)
+    SURROGATE_GRADS[spec.name](grad, v.clone(), out, **spec.params)
+    return out
+
+
+# --- what the fused backend can run ------------------------------------------------------------------
+def leaky_dynamics(neuron: torch.nn.Module) -> bool:
+    """True when ``neuron`` integrates with snnTorch's plain leaky update (not QIF's quadratic one),
+    with a scalar β, no learnable threshold, no quantisation, no inhibition and a known surrogate."""
+    return (
+        isinstance(neuron, snn.Leaky)
+        and type(neuron)._base_state_function is snn.Leaky._base_state_function
+        and getattr(neuron, "reset_name", None) in ("zero", "subtract", "none")
+        and getattr(neuron, "surrogate", None) is not None
+        and neuron.surrogate.name in SURROGATE_GRADS
+        and neuron.beta.numel() == 1
+        and not neuron.threshold.requires_grad
+        and not neuron.state_quant
+        and not neuron.inhibition
+        and bool(neuron.reset_delay)
+    )
+
+
+def supports_fused(neuron: torch.nn.Module, x: torch.Tensor) -> bool:
+    return x.is_floating_point() and leaky_dynamics(neuron)
+
+
+def split_input_scale(neuron: torch.nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, float]:
+    """``(x, s)`` for a backend that scales the raw input itself: the neuron's constant input scale,
+    or, when the scale is learned (PLIF's 1 - β), the input already scaled by autograd and s = 1."""
+    from qkf_snn.models.neurons.lif import MultiStepNeuron  # lif imports backends, which import us
+
+    if type(neuron).scaled_input is MultiStepNeuron.scaled_input:
+        return x, neuron.input_scale
+    return neuron.scaled_input(x.float()), 1.0
+
+
+# --- forward and backward ------------------------------------------------------------------------------
+# Steps are processed in chunks of about CHUNK_ELEMENTS values: the element-wise work (input scale,
+# spikes, surrogate, reset masks) runs once per chunk, only the recurrence itself once per step. Small
+# layers get one chunk (few op dispatches), large ones one step per chunk (a cache-resident working
+# set and no large scratch buffers, whose fresh pages would cost more than the arithmetic).
+CHUNK_ELEMENTS = 2**18
+
+
+def _chunk(T: int, step_numel: int) -> int:
+    return max(1, min(T, CHUNK_ELEMENTS // max(step_numel, 1)))
+
+
+def lif_forward(
+    x: torch.Tensor,
+    b: torch.Tensor,
+    theta: float,
+    scale: float,
+    reset: ResetName,
+    spike_dtype: torch.dtype,
+    keep_mem: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Spikes ``[T, ...]`` (0/1 in ``spike_dtype``) and float32 pre-reset membranes (``None`` unless
+    ``keep_mem``) for the raw input ``x``; the membrane sees ``float32(x) · scale``."""
+    T, step = x.shape[0], x.shape[1:]
+    chunk = _chunk(T, x[0].numel())
+    f32 = dict(dtype=torch.float32, device=x.device)
+    spk = torch.empty(x.shape, dtype=spike_dtype, device=x.device)
+    u = torch.empty(x.shape, **f32) if keep_mem else torch.empty(chunk, *step, **f32)
+    xs = torch.empty(chunk, *step, **f32) if (scale != 1.0 or x.dtype != torch.float32) else None
+    prev = torch.empty(step, **f32)  # b · (1 - R[t]) · U[t-1]
+    reset_mask = torch.empty(step, **f32) if reset == "subtract" else None  # R[t]
+    carry = None if keep_mem else torch.empty(step, **f32)  # U at the end of the last chunk
+    last = None
+    for t0 in range(0, T, chunk):
+        n = min(chunk, T - t0)
+        xc = x[t0 : t0 + n]
+        if xs is not None:  # float32(x) · s for the whole chunk, as the reference's x.float() * s
+            xc = xs[:n].copy_(xc) if x.dtype != torch.float32 else xc
+            xc = torch.mul(xc, scale, out=xs[:n]) if scale != 1.0 else xc
+        uc = u[t0 : t0 + n] if keep_mem else u[:n]
+        for i in range(n):
+            cur = uc[i]
+            if last is None:
+                # b · (1 - R) · 0 = +0 for b in [0, 1]; +0 + X = X (and -0 -> +0), as in the reference.
+                torch.add(xc[0], 0.0, out=cur)
+                if reset == "subtract" and 0.0 - theta > 0:  # R[0] reads the zero initial membrane
+                    cur.sub_(theta)
+            else:
+                if reset == "zero":
+                    torch.le(last, theta, out=prev).mul_(last).mul_(b)  # b·((1 - R)·U): 1 - R = 1[U <= θ']
+                else:
+                    torch.mul(last, b, out=prev)
+                torch.add(prev, xc[i], out=cur)  # b·P + s·X: a multiply, then an add (no FMA)
+                if reset_mask is not None:
+                    # R·θ' is 0 or θ' exactly, so one multiply-subtract rounds like the reference.
+                    cur.sub_(torch.gt(last, theta, out=reset_mask), alpha=theta)
+            last = cur
+        torch.gt(uc, theta, out=spk[t0 : t0 + n])
+        if carry is not None:
+            last = carry.copy_(last)  # the chunk buffer is overwritten next
+    return spk, (u if keep_mem else None)
+
+
+def lif_backward(
+    grad_spk: torch.Tensor | None,
+    grad_mem: torch.Tensor | None,
+    u: torch.Tensor,
+    b: torch.Tensor,
+    theta: float,
+    scale: float,
+    reset: ResetName,
+    surrogate: SurrogateSpec,
+    need_beta: bool,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """dL/dX (float32, input scale applied) and dL/db (``None`` unless ``need_beta``), one reverse pass:
+
+    dL/dU[t] = dL/dS[t] · σ'(U[t] - θ') + dL/dU_out[t] + c[t] · dL/dU[t+1],   dL/dX[t] = s · dL/dU[t]
+    c[t] = b · (1 - S[t]) for the zero reset (R[t+1] = S[t], detached), b otherwise.
+    """
+    T, step = u.shape[0], u.shape[1:]
+    chunk = _chunk(T, u[0].numel())
+    g = torch.empty_like(u)  # dL/dU[t], turned into dL/dX[t] once step t-1 has used it
+    v, c = torch.empty(chunk, *step, device=u.device), torch.empty(chunk, *step, device=u.device)
+    gs32 = None
+    if grad_spk is not None and grad_spk.dtype != torch.float32:
+        gs32 = torch.empty(chunk, *step, device=u.device)
+    write_surrogate = SURROGATE_GRADS[surrogate.name]
+    grad_b = torch.zeros((), device=u.device) if need_beta else None
+    t1 = T
+    while t1 > 0:
+        t0 = max(0, t1 - chunk)
+        n, gc, uc = t1 - t0, g[t0:t1], u[t0:t1]
+        if grad_spk is None:
+            gc.zero_()
+        else:
+            gs = grad_spk[t0:t1] if gs32 is None else gs32[:n].copy_(grad_spk[t0:t1])
+            write_surrogate(gs, torch.sub(uc, theta, out=v[:n]), gc, **surrogate.params)
+        if grad_mem is not None:
+            gc.add_(grad_mem[t0:t1])
+        m = min(t1, T - 1) - t0  # steps of this chunk that have a successor
+        if m > 0 and reset == "zero":
+            coef = torch.le(u[t0 : t0 + m], theta, out=c[:m]).mul_(b)  # b·(1 - S[t]), exact
+            for t in range(t0 + m - 1, t0 - 1, -1):
+                g[t].addcmul_(coef[t - t0], g[t + 1])
+        elif m > 0:
+            for t in range(t0 + m - 1, t0 - 1, -1):
+                g[t].addcmul_(g[t + 1], b)
+        lo = max(t0, 1)
+        if need_beta and lo < t1:
+            # dU[t]/db = (1 - R[t]) · U[t-1] (zero reset) or U[t-1]
+            before = u[lo - 1 : t1 - 1]
+            if reset == "zero":
+                before = torch.le(before, theta, out=c[: t1 - lo]).mul_(before)
+            grad_b += torch.dot(g[lo:t1].reshape(-1), before.reshape(-1))
+        if scale != 1.0:
+            g[t0 + 1 : t1 + 1].mul_(scale)  # every step after t0 has now been used by its predecessor
+        t1 = t0
+    if scale != 1.0:
+        g[0].mul_(scale)
+    return g, (None if grad_b is None else grad_b.reshape(b.shape))
+
+
+class FusedLeaky(torch.autograd.Function):
+    """``(x, b) -> (spikes, membranes)`` over all T steps; one autograd node."""
+
+    @staticmethod
+    def forward(ctx, x, b, theta, scale, reset, surrogate, spike_dtype):  # type: ignore[override]
+        spk, u = lif_forward(x, b.float(), theta, scale, reset, spike_dtype)
+        ctx.save_for_backward(u, b)
+        ctx.set_materialize_grads(False)  # an unused output's gradient stays None, not a zero tensor
+        ctx.theta, ctx.scale, ctx.reset, ctx.surrogate, ctx.x_dtype = theta, scale, reset, surrogate, x.dtype
+        return spk, u
+
+    @staticmethod
+    def backward(ctx, grad_spk, grad_mem):  # type: ignore[override]
+        u, b = ctx.saved_tensors
+        need_beta = ctx.needs_input_grad[1]
+        gx, gb = lif_backward(
+            grad_spk, grad_mem, u, b.float(), ctx.theta, ctx.scale, ctx.reset, ctx.surrogate, need_beta
+        )
+        gx = gx.to(ctx.x_dtype) if ctx.needs_input_grad[0] else None
+        return gx, (None if gb is None else gb.to(b.dtype)), None, None, None, None, None
+
+
+def run_fused(
+    neuron: torch.nn.Module, x: torch.Tensor, record_mem: bool
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Backend entry point (``raw_input``): ``x`` as the layer received it; spikes in its dtype."""
+    spike_dtype = x.dtype
+    x, scale = split_input_scale(neuron, x)
+    b = neuron.beta.clamp(0, 1)  # autograd applies the clamp's gradient mask for PLIF
+    theta = float(neuron.threshold)
+    if torch.is_grad_enabled() and (x.requires_grad or b.requires_grad):
+        spk, u = FusedLeaky.apply(x, b, theta, scale, neuron.reset_name, neuron.surrogate, spike_dtype)
+    else:
+        spk, u = lif_forward(x, b.float(), theta, scale, neuron.reset_name, spike_dtype, keep_mem=record_mem)
+    return spk, (u if record_mem else None)
