@@ -1,5 +1,145 @@
-"""`qkf data ...` (placeholder until the datasets issue lands)."""
+"""`qkf data prepare|info|synth`: thin wrappers over ``qkf_snn.datasets``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
 
 import typer
+import yaml
+
+from qkf_snn.errors import UserError
 
 app = typer.Typer(help="Prepare, inspect and synthesise datasets.", no_args_is_help=True)
+
+DatasetArg = Annotated[str, typer.Argument(help="crema, ave or urbansound8k-av", show_default=False)]
+SHOWN_SKIPS = 20
+
+
+@app.command()
+def prepare(
+    dataset: DatasetArg,
+    raw: Annotated[Path, typer.Option("--raw", help="Raw dataset root, as downloaded.")],
+    out: Annotated[Path, typer.Option("--out", help="Cache folder to write (new, empty, or a cache).")],
+    workers: Annotated[int, typer.Option(help="Decoding processes.")] = 1,
+    time_steps: Annotated[int, typer.Option(help="T: time steps per clip.")] = 4,
+    image_size: Annotated[int, typer.Option(help="Frame side after centre crop.")] = 64,
+    n_mels: Annotated[int, typer.Option(help="Mel bands.")] = 64,
+    audio_width: Annotated[int, typer.Option(help="Log-mel columns per time step.")] = 64,
+    sample_rate: Annotated[int, typer.Option(help="Audio is resampled to this rate.")] = 16000,
+    clip_seconds: Annotated[
+        float | None, typer.Option(help="Fixed span per clip (default: crema 3, ave 10, urbansound8k-av 4).")
+    ] = None,
+    modalities: Annotated[str, typer.Option(help="audio,video or one of them.")] = "audio,video",
+    split: Annotated[
+        str | None,
+        typer.Option(
+            help="Split name (crema: stratified|speaker|folders or a folder with train.csv/test.csv; "
+            "ave: official; urbansound8k-av: recording|class-dir-70)."
+        ),
+    ] = None,
+    split_seed: Annotated[int, typer.Option(help="Seed of the generated splits.")] = 0,
+    event_crop: Annotated[bool, typer.Option(help="ave: cut clips to the annotated event.")] = False,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Decode every clip once into a memory-mappable cache (resumable; reruns reuse finished clips)."""
+    from qkf_snn.datasets import prepare as run_prepare
+
+    report = run_prepare(
+        dataset,
+        raw,
+        out,
+        workers=workers,
+        time_steps=time_steps,
+        image_size=image_size,
+        n_mels=n_mels,
+        audio_width=audio_width,
+        sample_rate=sample_rate,
+        clip_seconds=clip_seconds,
+        modalities=tuple(m.strip() for m in modalities.split(",") if m.strip()),
+        split=split,
+        split_seed=split_seed,
+        event_crop=event_crop,
+        progress=progress,
+    )
+    per_split = ", ".join(f"{s} {report.splits.get(s, 0)}" for s in ("train", "val", "test"))
+    typer.echo(
+        f"{report.dataset}: found {report.found}, prepared {report.prepared}, skipped {report.skipped} "
+        f"({per_split}; split {report.split}) in {report.seconds:.1f} s "
+        f"[decoded {report.decoded}, reused {report.reused}]"
+    )
+    for note in report.notes:
+        typer.echo(f"note: {note}")
+    for skip in report.skipped_clips[:SHOWN_SKIPS]:
+        typer.echo(f"skipped {skip.path}: {skip.reason}")
+    if report.skipped > SHOWN_SKIPS:
+        typer.echo(
+            f"... and {report.skipped - SHOWN_SKIPS} more (all reasons in {Path(out) / 'report.json'})"
+        )
+
+
+@app.command()
+def info(cache: Annotated[Path, typer.Argument(help="A prepared cache folder.", show_default=False)]) -> None:
+    """Counts per split and class of a prepared cache."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from qkf_snn.datasets import cache_info
+
+    summary = cache_info(cache)
+    p = summary.params
+    table = Table(title=f"{summary.dataset} ({cache}), split {summary.split_name}")
+    table.add_column("class")
+    for split in ("train", "val", "test", "total"):
+        table.add_column(split, justify="right")
+    for name in summary.class_names:
+        row = [summary.counts[s][name] for s in ("train", "val", "test")]
+        table.add_row(name, *map(str, row), str(sum(row)))
+    totals = [sum(summary.counts[s].values()) for s in ("train", "val", "test")]
+    table.add_row("total", *map(str, totals), str(sum(totals)))
+    console = Console(width=120)
+    console.print(table)
+    console.print(
+        f"T={p['time_steps']}, audio 1x{p['n_mels']}x{p['audio_width']} @ {p['sample_rate']} Hz, "
+        f"video 3x{p['image_size']}x{p['image_size']}, {p['clip_seconds']:g} s per clip, "
+        f"modalities {', '.join(summary.modalities)}; {summary.skipped} clips could not be decoded"
+    )
+
+
+@app.command()
+def synth(
+    dataset: DatasetArg,
+    out: Annotated[
+        Path, typer.Option("--out", help="Folder to write (new, empty, or an earlier synthetic set).")
+    ],
+    clips: Annotated[int, typer.Option(help="Number of clips.")] = 200,
+    seed: Annotated[int, typer.Option(help="Seed: the same seed gives the same bytes.")] = 0,
+    knob: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override a knob, KEY=VALUE (repeatable), e.g. --set video_noise=0.3."),
+    ] = None,
+) -> None:
+    """Write a synthetic set in the dataset's real raw layout (knobs: see `synthesize`'s docstring)."""
+    from qkf_snn.datasets import synthesize
+
+    written = synthesize(dataset, out, clips=clips, seed=seed, **parse_knobs(knob or []))
+    hint = yaml.safe_load((written / "synth.json").read_text())["prepare_hint"]
+    typer.echo(f"wrote {clips} synthetic {dataset} clips to {written}")
+    typer.echo(
+        f"next: qkf data prepare {dataset} --raw {written} --out {written}-cache "
+        f"--clip-seconds {hint['clip_seconds']:g}"
+    )
+
+
+def parse_knobs(items: list[str]) -> dict[str, object]:
+    """``["audio_noise=0.5", "classes=[Bark, Cat]"]`` -> typed values (YAML scalars and lists)."""
+    knobs: dict[str, object] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"--set {item!r}: expected KEY=VALUE")
+        try:
+            knobs[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError as err:
+            raise UserError(f"--set {item!r}: value is not valid YAML ({err.__class__.__name__})") from err
+    return knobs

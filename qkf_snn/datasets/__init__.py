@@ -1,0 +1,27 @@
+"""Datasets: raw readers (CREMA-D, AVE, UrbanSound8K-AV), the decode-once cache, synthetic sets.
+
+prepare(dataset, raw, out, ...) -> PrepareReport   decode raw files once into a cache
+CachedAVDataset(cache_dir, split, ...)             read the cache (memory-mapped, no decoding)
+synthesize(dataset, out, clips=, seed=, **knobs)   write a synthetic set in the real raw layout
+DATASETS                                           name -> DatasetSpec (layout, splits, defaults)
+"""
+
+from qkf_snn.datasets.dataset import CachedAVDataset
+from qkf_snn.datasets.info import CacheInfo, cache_info
+from qkf_snn.datasets.prepare import prepare
+from qkf_snn.datasets.registry import DATASETS, DatasetSpec
+from qkf_snn.datasets.report import PrepareReport
+from qkf_snn.datasets.synth import PRESETS, SynthKnobs, synthesize
+
+__all__ = [
+    "DATASETS",
+    "PRESETS",
+    "CacheInfo",
+    "CachedAVDataset",
+    "DatasetSpec",
+    "PrepareReport",
+    "SynthKnobs",
+    "cache_info",
+    "prepare",
+    "synthesize",
+]

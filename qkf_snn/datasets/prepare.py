@@ -1,0 +1,282 @@
+"""``prepare``: decode every clip of a raw dataset once into a memory-mappable cache.
+
+Steps: scan the raw layout -> assign splits -> decode the clips not done yet (parallel, one part file
+per clip, so a killed run resumes) -> assemble the arrays and the index -> report. See cache.py for
+the format and parts.py for what makes a clip "done".
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections import Counter
+from pathlib import Path
+
+from qkf_snn.datasets.atomic import remove_stale_temps
+from qkf_snn.datasets.cache import INDEX_FILE, PARTS_DIR, REPORT_FILE, CacheIndex
+from qkf_snn.datasets.classes import ordered_present
+from qkf_snn.datasets.features import MODALITIES, FeatureParams
+from qkf_snn.datasets.finalize import Row, generation, write_arrays
+from qkf_snn.datasets.parts import fingerprint, part_path, read_skip
+from qkf_snn.datasets.progress import ProgressCallback, progress_bar
+from qkf_snn.datasets.records import ClipRecord, SkippedClip
+from qkf_snn.datasets.registry import DatasetSpec, get_spec
+from qkf_snn.datasets.report import PrepareReport
+from qkf_snn.datasets.workers import run_clips
+from qkf_snn.errors import UserError
+
+
+def prepare(
+    dataset: str,
+    raw: Path,
+    out: Path,
+    *,
+    workers: int = 1,
+    time_steps: int = 4,
+    image_size: int = 64,
+    n_mels: int = 64,
+    audio_width: int = 64,
+    sample_rate: int = 16000,
+    clip_seconds: float | None = None,
+    modalities: tuple[str, ...] = MODALITIES,
+    split: str | None = None,
+    split_seed: int = 0,
+    event_crop: bool = False,
+    progress: bool | ProgressCallback = True,
+) -> PrepareReport:
+    """Decode ``dataset`` found under ``raw`` into a cache in ``out``; returns (and saves) the report.
+
+    ``clip_seconds`` defaults to the dataset's usual span (CREMA-D 3 s, AVE 10 s, UrbanSound8K 4 s).
+    ``split`` is a split name (see ``DATASETS[dataset].splits``) or, for CREMA-D, a folder with
+    ``train.csv``/``test.csv``. Rerunning is cheap: finished clips are reused, not decoded again.
+    Raises UserError for a wrong root or layout, and when no clip at all is usable.
+    """
+    started = time.perf_counter()
+    spec = get_spec(dataset)
+    raw, out = Path(raw), Path(out)
+    params = _params(spec, time_steps, image_size, n_mels, audio_width, sample_rate, clip_seconds, modalities)
+    if workers < 1:
+        raise UserError(f"--workers {workers}: must be at least 1")
+    if event_crop and "event_crop" not in spec.options:
+        raise UserError(f"--event-crop applies to ave only, not {dataset}")
+    if not raw.is_dir():
+        raise UserError(f"--raw {raw}: no such directory (expected {spec.layout})")
+    _check_out(out)
+
+    scan = spec.scan(raw, {"event_crop": event_crop})
+    records, skipped = _unique(scan.records, list(scan.skipped), raw)
+    split_name, assignment = spec.assign(records, split, split_seed)
+    kept: list[tuple[ClipRecord, str]] = []
+    for i, (record, side) in enumerate(zip(records, assignment.splits, strict=True)):
+        if side is None:
+            skipped.append(SkippedClip(record.clip_id, _rel(record.audio, raw), assignment.reasons[i]))
+        else:
+            kept.append((record, side))
+
+    parts = out / PARTS_DIR
+    parts.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(out)
+    remove_stale_temps(parts)
+    previous = _previous(out, params)
+    done_before = _reusable(previous)
+    fps = [fingerprint(record, params, raw) for record, _ in kept]
+    todo = [
+        (record, fp)
+        for (record, _), fp in zip(kept, fps, strict=True)
+        if fp not in done_before and not part_path(parts, fp).is_file() and read_skip(parts, fp) is None
+    ]
+    with progress_bar(progress, len(kept), f"prepare {dataset}") as advance:
+        advance(len(kept) - len(todo))
+        for _ in run_clips(todo, params, parts, workers):
+            advance(1)
+
+    rows, decode_skips = _collect(kept, fps, parts, done_before, raw)
+    skipped.extend(SkippedClip(record.clip_id, path, reason) for record, _, reason, path in decode_skips)
+    class_names = ordered_present({r.record.label for r in rows}, spec.classes)
+    for row in rows:
+        row.label = class_names.index(row.record.label)
+    report = PrepareReport(
+        dataset=dataset,
+        raw=str(raw),
+        out=str(out),
+        split=split_name,
+        found=scan.found,
+        prepared=len(rows),
+        skipped=len(skipped),
+        decoded=len(todo),
+        reused=len(kept) - len(todo),
+        splits=dict(Counter(r.split for r in rows)),
+        skipped_clips=skipped,
+        notes=list(assignment.notes),
+        workers=workers,
+    )
+    if not rows:
+        report.seconds = time.perf_counter() - started
+        report.save(out / REPORT_FILE)
+        raise UserError(
+            f"--raw {raw}: no usable clip ({report.found} found, all skipped; reasons in {out / REPORT_FILE})"
+        )
+    gen = generation(params, rows)
+    if previous is not None and previous.generation == gen:
+        names, stats = previous.arrays, previous.stats  # same clips, same settings: nothing to rewrite
+    else:
+        names, stats = write_arrays(out, rows, params, gen, parts, previous)
+    index = _index(dataset, split_name, params, class_names, rows, names, stats, decode_skips, gen)
+    index.save(out)
+    _cleanup(out, parts, names)
+    report.seconds = time.perf_counter() - started
+    report.save(out / REPORT_FILE)
+    return report
+
+
+def _index(
+    dataset: str,
+    split_name: str,
+    params: FeatureParams,
+    class_names: list[str],
+    rows: list[Row],
+    names: dict[str, str],
+    stats: dict[str, list[float]],
+    decode_skips: list[tuple[ClipRecord, str, str, str]],
+    gen: str,
+) -> CacheIndex:
+    clips = [
+        {
+            "id": r.record.clip_id,
+            "label": r.label,
+            "split": r.split,
+            "group": r.record.group,
+            "fingerprint": r.fingerprint,
+            "seconds": round(r.seconds, 4),
+        }
+        for r in rows
+    ]
+    # Decode failures are kept with their fingerprint so that a rerun does not retry unchanged files.
+    failures = [
+        {"clip_id": rec.clip_id, "reason": why, "path": path, "fingerprint": fp}
+        for rec, fp, why, path in decode_skips
+    ]
+    return CacheIndex(
+        dataset=dataset,
+        split_name=split_name,
+        params=params.to_dict(),
+        class_names=class_names,
+        modalities=list(params.modalities),
+        clips=clips,
+        arrays=names,
+        stats=stats,
+        skipped=failures,
+        generation=gen,
+    )
+
+
+def _params(
+    spec: DatasetSpec,
+    time_steps: int,
+    image_size: int,
+    n_mels: int,
+    audio_width: int,
+    sample_rate: int,
+    clip_seconds: float | None,
+    modalities: tuple[str, ...],
+) -> FeatureParams:
+    for name, value in (
+        ("--time-steps", time_steps),
+        ("--image-size", image_size),
+        ("--n-mels", n_mels),
+        ("--audio-width", audio_width),
+        ("--sample-rate", sample_rate),
+    ):
+        if value < 1:
+            raise UserError(f"{name} {value}: must be a positive integer")
+    seconds = spec.clip_seconds if clip_seconds is None else float(clip_seconds)
+    if seconds <= 0:
+        raise UserError(f"--clip-seconds {clip_seconds}: must be positive")
+    mods = tuple(m for m in MODALITIES if m in modalities)
+    unknown = set(modalities) - set(MODALITIES)
+    if unknown or not mods:
+        raise UserError(f"--modalities {','.join(modalities)}: choose audio, video or both")
+    return FeatureParams(time_steps, sample_rate, n_mels, audio_width, image_size, seconds, mods)
+
+
+def _check_out(out: Path) -> None:
+    """Refuse to write into a non-empty folder that is not a cache (we delete our own stale files)."""
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out}: exists and is not a directory")
+    if out.is_dir() and any(out.iterdir()):
+        ours = (out / INDEX_FILE).exists() or (out / PARTS_DIR).exists() or (out / REPORT_FILE).exists()
+        if not ours:
+            raise UserError(f"--out {out}: not empty and not a qkf cache (choose a new or empty folder)")
+
+
+def _unique(
+    records: list[ClipRecord], skipped: list[SkippedClip], raw: Path
+) -> tuple[list[ClipRecord], list[SkippedClip]]:
+    """Clip ids key the cache: a repeated id (same name in two folders) keeps its first record."""
+    seen: dict[str, ClipRecord] = {}
+    out = []
+    for record in records:
+        if record.clip_id in seen:
+            reason = f"duplicate clip name (also {_rel(seen[record.clip_id].audio, raw)})"
+            skipped.append(SkippedClip(record.clip_id, _rel(record.audio, raw), reason))
+        else:
+            seen[record.clip_id] = record
+            out.append(record)
+    return out, skipped
+
+
+def _previous(out: Path, params: FeatureParams) -> CacheIndex | None:
+    """The cache already in ``out``, if it was made with the same settings (its rows can be reused)."""
+    if not (out / INDEX_FILE).is_file():
+        return None
+    try:
+        index = CacheIndex.load(out)
+    except UserError:
+        return None
+    return index if index.params == params.to_dict() else None
+
+
+def _reusable(previous: CacheIndex | None) -> dict[str, tuple[int | None, tuple[str, str] | None, float]]:
+    """fingerprint -> (row in the previous cache, or None and its (skip reason, file)), seconds)."""
+    if previous is None:
+        return {}
+    done: dict[str, tuple[int | None, tuple[str, str] | None, float]] = {}
+    for i, clip in enumerate(previous.clips):
+        done[clip["fingerprint"]] = (i, None, float(clip.get("seconds", 0.0)))
+    for skip in previous.skipped:
+        done[skip["fingerprint"]] = (None, (skip["reason"], skip["path"]), 0.0)
+    return done
+
+
+def _collect(
+    kept: list[tuple[ClipRecord, str]],
+    fps: list[str],
+    parts: Path,
+    done_before: dict[str, tuple[int | None, tuple[str, str] | None, float]],
+    raw: Path,
+) -> tuple[list[Row], list[tuple[ClipRecord, str, str, str]]]:
+    """Prepared rows and (record, fingerprint, reason, file) of clips that could not be decoded."""
+    rows, skips = [], []
+    for (record, side), fp in zip(kept, fps, strict=True):
+        prev_row, skip, seconds = done_before.get(fp, (None, None, 0.0))
+        if prev_row is not None:  # in the existing cache: copy its row
+            rows.append(Row(record, side, -1, fp, previous_row=prev_row, seconds=seconds))
+        elif part_path(parts, fp).is_file():  # decoded by this run or an interrupted one
+            rows.append(Row(record, side, -1, fp))
+        else:
+            reason, path = skip or read_skip(parts, fp) or ("no result (interrupted?)", str(record.audio))
+            skips.append((record, fp, reason, _rel(Path(path), raw)))
+    return rows, skips
+
+
+def _cleanup(out: Path, parts: Path, keep: dict[str, str]) -> None:
+    """Drop the parts and array files of older generations, now that the index names the new ones."""
+    shutil.rmtree(parts, ignore_errors=True)
+    for pattern in ("audio-*.npy", "video-*.npy"):
+        for path in out.glob(pattern):
+            if path.name not in keep.values():
+                path.unlink(missing_ok=True)
+
+
+def _rel(path: Path, raw: Path) -> str:
+    return str(path.relative_to(raw)) if path.is_relative_to(raw) else str(path)
