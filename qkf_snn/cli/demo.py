@@ -83,8 +83,8 @@ def run_demo(s: DemoSettings) -> dict[str, Any]:
         "protocol": (
             f"synthetic CREMA-D layout, {s.clips} clips, stratified 80/10/10 split (seed {s.seed}); "
             f"T={s.time_steps}; checkpoint chosen on validation accuracy, test evaluated once; "
-            "energy: paper convention (fr × T × FLOPs; first layer MAC ×T, head MAC, integer stream AC "
-            "per spike count), 45 nm FP32 (E_MAC 4.6 pJ, E_AC 0.9 pJ), per sample of the val split"
+            f"energy: {profile['energy_model']}, per sample of the val split; NIR check on "
+            f"{nir['samples']} test clips"
         ),
         "models": results,
         "profile": profile,
@@ -107,7 +107,7 @@ def _synthesise(s: DemoSettings, raw: Path) -> None:
     marker = raw / "synth.json"
     if marker.is_file():
         meta = json.loads(marker.read_text())
-        if meta.get("clips") == s.clips and meta.get("seed") == s.seed:
+        if meta.get("complete") and meta.get("clips") == s.clips and meta.get("seed") == s.seed:
             s.console.print(f"reusing {raw}")
             return
     synthesize("crema", raw, clips=s.clips, seed=s.seed)
@@ -117,6 +117,8 @@ def _synthesise(s: DemoSettings, raw: Path) -> None:
 def _prepare(s: DemoSettings, raw: Path, cache: Path) -> None:
     from qkf_snn.datasets import prepare
 
+    # the synthetic clips' own length, so prepare does not tile them up to CREMA-D's usual 3 s
+    hint = json.loads((raw / "synth.json").read_text()).get("prepare_hint", {})
     report = prepare(
         "crema",
         raw,
@@ -126,6 +128,7 @@ def _prepare(s: DemoSettings, raw: Path, cache: Path) -> None:
         image_size=s.image_size,
         n_mels=s.n_mels,
         audio_width=s.audio_width,
+        clip_seconds=hint.get("clip_seconds"),
         split_seed=s.seed,
     )
     s.console.print(

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from qkf_snn.datasets.atomic import atomic_write_json
 from qkf_snn.errors import UserError
+from qkf_snn.io import atomic_write_json
 
 INDEX_FILE = "index.json"
 REPORT_FILE = "report.json"

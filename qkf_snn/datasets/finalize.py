@@ -10,11 +10,11 @@ from pathlib import Path
 
 import numpy as np
 
-from qkf_snn.datasets.atomic import atomic_path
 from qkf_snn.datasets.cache import ARRAY_DTYPES, CacheIndex, open_array
 from qkf_snn.datasets.features import FeatureParams
 from qkf_snn.datasets.parts import read_part
 from qkf_snn.datasets.records import ClipRecord
+from qkf_snn.io import atomic_path
 
 
 @dataclass

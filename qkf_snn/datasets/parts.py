@@ -12,10 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
-from qkf_snn.datasets.atomic import atomic_write, atomic_write_json
 from qkf_snn.datasets.clip import ClipArrays
 from qkf_snn.datasets.features import FeatureParams
 from qkf_snn.datasets.records import ClipRecord
+from qkf_snn.io import atomic_write, atomic_write_json
 
 
 def fingerprint(record: ClipRecord, params: FeatureParams, raw: Path) -> str:

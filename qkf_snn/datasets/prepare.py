@@ -12,7 +12,6 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from qkf_snn.datasets.atomic import remove_stale_temps
 from qkf_snn.datasets.cache import INDEX_FILE, PARTS_DIR, REPORT_FILE, CacheIndex
 from qkf_snn.datasets.classes import ordered_present
 from qkf_snn.datasets.features import MODALITIES, FeatureParams
@@ -24,6 +23,7 @@ from qkf_snn.datasets.registry import DatasetSpec, get_spec
 from qkf_snn.datasets.report import PrepareReport
 from qkf_snn.datasets.workers import run_clips
 from qkf_snn.errors import UserError
+from qkf_snn.io import remove_stale_temps
 
 
 def prepare(

@@ -6,8 +6,8 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from qkf_snn.datasets.atomic import atomic_write_json
 from qkf_snn.datasets.records import SkippedClip
+from qkf_snn.io import atomic_write_json
 
 
 @dataclass

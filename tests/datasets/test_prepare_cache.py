@@ -11,10 +11,10 @@ import pytest
 
 from qkf_snn.datasets import prepare
 from qkf_snn.datasets import workers as workers_module
-from qkf_snn.datasets.atomic import atomic_write
 from qkf_snn.datasets.cache import CacheIndex, open_array
 from qkf_snn.datasets.synth.writers import write_wav
 from qkf_snn.errors import UserError
+from qkf_snn.io import atomic_write
 
 
 def _cut(path: Path, keep: float) -> None:

@@ -8,10 +8,10 @@ from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
-from qkf_snn.datasets.atomic import atomic_write_json
 from qkf_snn.datasets.synth import ave, crema, urbansound
 from qkf_snn.datasets.synth.knobs import PRESETS, SynthKnobs, resolve_knobs
 from qkf_snn.errors import UserError
+from qkf_snn.io import atomic_write_json
 
 MARKER = "synth.json"
 WRITERS: dict[str, Callable[[Path, int, int, SynthKnobs], list[str]]] = {
