@@ -1,15 +1,167 @@
-"""`qkf train` and `qkf eval` (placeholder until the training issue lands)."""
+"""`qkf train` and `qkf eval`: parse options into config overrides, call the training layer."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
+from rich.console import Console
+from rich.table import Table
+
+# Options left unset (None) keep the recipe's value; each maps to one dotted config key.
+OPTION_KEYS: dict[str, str] = {
+    "model": "model.name", "size": "model.size", "embed_dims": "model.embed_dims", "dims": "model.dims",
+    "depths": "model.depths", "num_heads": "model.heads", "mlp_ratio": "model.mlp_ratio",
+    "neuron": "model.neuron.kind", "tau": "model.neuron.tau", "surrogate": "model.neuron.surrogate",
+    "backend": "model.neuron.backend", "fusion": "model.fusion", "fusion_stage": "model.fusion_stage",
+    "time_steps": "data.time_steps", "batch_size": "data.batch_size", "workers": "data.workers",
+    "augment": "data.augment", "epochs": "optim.epochs", "lr": "optim.lr", "min_lr": "optim.min_lr",
+    "weight_decay": "optim.weight_decay", "warmup_epochs": "optim.warmup_epochs",
+    "label_smoothing": "optim.label_smoothing", "grad_clip": "optim.grad_clip", "ogm_ge": "balance.ogm_ge",
+    "ogm_alpha": "balance.alpha", "ogm_start": "balance.start_epoch", "ogm_end": "balance.end_epoch",
+    "aux_weight": "balance.aux_weight", "seed": "run.seed", "patience": "run.patience", "amp": "run.amp",
+    "device": "run.device", "out": "run.out", "name": "run.name", "checkpoint_every": "run.checkpoint_every",
+    "progress": "run.progress", "threads": "run.threads",
+}  # fmt: skip
+Three = tuple[int, int, int]
 
 
-def train() -> None:
-    """Train a model."""
-    typer.echo("qkf train: not yet available (lands with the training issue).")
-    raise typer.Exit(1)
+def train(
+    dataset: Annotated[str, typer.Argument(help="crema, ave or urbansound8k-av.", show_default=False)],
+    modality: Annotated[str, typer.Option(help="audio, video or av.")] = "av",
+    data: Annotated[
+        Path | None, typer.Option("--data", help="Prepared cache (`qkf data prepare --out`).")
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", help="Recipe (YAML/TOML); default configs/<dataset>_<modality>.yaml."),
+    ] = None,
+    resume: Annotated[bool, typer.Option(help="Continue the run in --out/--name from its last.pt.")] = False,
+    overwrite: Annotated[
+        bool, typer.Option(help="Start the run again even if its directory holds one.")
+    ] = False,
+    model: Annotated[
+        str | None, typer.Option(help="Registered model (default qkf_<modality>_<size>).")
+    ] = None,
+    size: Annotated[str | None, typer.Option(help="tiny or small (the seed's size).")] = None,
+    embed_dims: Annotated[int | None, typer.Option(help="Last stage width E (stages E/4, E/2, E).")] = None,
+    dims: Annotated[Three | None, typer.Option(help="Stage widths, e.g. --dims 16 32 64.")] = None,
+    depths: Annotated[Three | None, typer.Option(help="Blocks per stage, e.g. --depths 2 4 8.")] = None,
+    num_heads: Annotated[Three | None, typer.Option(help="Heads per stage, e.g. --num-heads 2 4 6.")] = None,
+    mlp_ratio: Annotated[float | None, typer.Option(help="MLP hidden width / stage width.")] = None,
+    time_steps: Annotated[
+        int | None, typer.Option("--time-steps", "--time-step", "-T", help="T (divides the cache's T).")
+    ] = None,
+    neuron: Annotated[str | None, typer.Option(help="lif, plif, if or qif.")] = None,
+    tau: Annotated[float | None, typer.Option(help="Membrane time constant.")] = None,
+    surrogate: Annotated[
+        str | None, typer.Option(help="sigmoid, atan, fast_sigmoid, triangular, ...")
+    ] = None,
+    backend: Annotated[str | None, typer.Option(help="Neuron backend (auto, reference, ...).")] = None,
+    fusion: Annotated[
+        str | None, typer.Option(help="AV: concat, sum or qk (cross-modal Q-K attention).")
+    ] = None,
+    fusion_stage: Annotated[
+        int | None, typer.Option(help="AV qk: stage after which the streams meet.")
+    ] = None,
+    ogm_ge: Annotated[
+        bool | None, typer.Option("--ogm-ge/--no-ogm-ge", help="AV: OGM-GE gradient modulation.")
+    ] = None,
+    ogm_alpha: Annotated[float | None, typer.Option(help="OGM-GE alpha.")] = None,
+    ogm_start: Annotated[int | None, typer.Option(help="First epoch (0-based) of OGM-GE.")] = None,
+    ogm_end: Annotated[int | None, typer.Option(help="Last epoch (0-based) of OGM-GE.")] = None,
+    aux_weight: Annotated[float | None, typer.Option(help="AV: weight of the unimodal head losses.")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Epochs.")] = None,
+    batch_size: Annotated[int | None, typer.Option("--batch-size", "-b", help="Global batch size.")] = None,
+    lr: Annotated[float | None, typer.Option(help="Peak learning rate (AdamW).")] = None,
+    min_lr: Annotated[float | None, typer.Option(help="Learning rate at the end of the cosine.")] = None,
+    weight_decay: Annotated[
+        float | None, typer.Option(help="AdamW weight decay (not on 1-D params).")
+    ] = None,
+    warmup_epochs: Annotated[float | None, typer.Option(help="Linear warm-up epochs.")] = None,
+    label_smoothing: Annotated[float | None, typer.Option(help="Label smoothing of the train loss.")] = None,
+    grad_clip: Annotated[float | None, typer.Option(help="Max gradient norm (0: off).")] = None,
+    patience: Annotated[int | None, typer.Option(help="Early stopping patience in epochs (0: off).")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of init, data order and augmentation.")] = None,
+    amp: Annotated[str | None, typer.Option(help="auto, none, bf16 or fp16.")] = None,
+    device: Annotated[str | None, typer.Option(help="auto, cpu or cuda.")] = None,
+    workers: Annotated[int | None, typer.Option(help="DataLoader workers per process.")] = None,
+    augment: Annotated[
+        bool | None, typer.Option("--augment/--no-augment", help="Train-time augmentation.")
+    ] = None,
+    out: Annotated[str | None, typer.Option(help="Parent folder of runs.")] = None,
+    name: Annotated[str | None, typer.Option(help="Run directory name.")] = None,
+    checkpoint_every: Annotated[
+        int | None, typer.Option(help="Also save last.pt every N steps (0: per epoch).")
+    ] = None,
+    progress: Annotated[str | None, typer.Option(help="auto, bar, lines or none.")] = None,
+    threads: Annotated[int | None, typer.Option(help="torch CPU threads per process.")] = None,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="Any config key, KEY=VALUE (repeatable).")
+    ] = None,
+) -> None:
+    """Train a model on a prepared cache; the best epoch is chosen on val, test is evaluated once."""
+    from qkf_snn.training.config import compose, parse_set
+    from qkf_snn.training.loop import TrainingDiverged, TrainingInterrupted
+    from qkf_snn.training.loop import train as run_train
+
+    options = dict(locals())
+    given = {k: v for k, v in options.items() if k in OPTION_KEYS and v is not None}
+    overrides: dict[str, Any] = {
+        OPTION_KEYS[k]: list(v) if isinstance(v, tuple) else v for k, v in given.items()
+    }
+    if data is not None:
+        overrides["data.dir"] = str(data)
+    overrides.update(parse_set(set_ or []))
+    cfg = compose(dataset, modality, recipe=config, overrides=overrides)
+    try:
+        run_train(cfg, resume=resume, overwrite=overwrite)
+    except (TrainingDiverged, TrainingInterrupted) as err:
+        typer.secho(f"error: {err}", fg=typer.colors.RED, err=True)
+        # SystemExit, not typer.Exit: the root runs click with standalone_mode=False, which turns
+        # typer.Exit into a return value that main() does not pass on as the exit status.
+        raise SystemExit(1 if isinstance(err, TrainingDiverged) else 3) from None
 
 
-def evaluate() -> None:
-    """Evaluate a checkpoint."""
-    typer.echo("qkf eval: not yet available (lands with the training issue).")
-    raise typer.Exit(1)
+def evaluate(
+    checkpoint: Annotated[Path, typer.Argument(help="best.pt or last.pt of a run.", show_default=False)],
+    data: Annotated[Path | None, typer.Option("--data", help="Prepared cache (default: the run's).")] = None,
+    split: Annotated[str, typer.Option(help="val or test (or train).")] = "test",
+    batch_size: Annotated[int, typer.Option("--batch-size", "-b", help="Batch size.")] = 64,
+    workers: Annotated[int, typer.Option(help="DataLoader workers.")] = 0,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Also write the metrics as JSON.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Accuracy, macro-F1, per-class and per-modality accuracy of a checkpoint on one split."""
+    from qkf_snn.training.evaluate import evaluate_checkpoint
+
+    metrics = evaluate_checkpoint(
+        checkpoint, data, split, batch_size=batch_size, workers=workers, device=device
+    )
+    if output is not None:
+        output.write_text(json.dumps(metrics, indent=1) + "\n")
+    if as_json:
+        typer.echo(json.dumps(metrics, indent=1))
+        return
+    _print_metrics(metrics)
+
+
+def _print_metrics(m: dict[str, Any]) -> None:
+    console = Console(soft_wrap=True)
+    head = f"{m['checkpoint']} on {m['split']} ({m['n']} clips): acc {m['acc']:.2%}"
+    head += f", macro-F1 {m['f1_macro']:.3f}"
+    if "acc_audio" in m:
+        head += f", audio head {m['acc_audio']:.2%}, video head {m['acc_video']:.2%}"
+    console.print(head, highlight=False)
+    table = Table()
+    table.add_column("class")
+    table.add_column("clips", justify="right")
+    table.add_column("accuracy", justify="right")
+    for name, acc, row in zip(m["class_names"], m["class_acc"], m["confusion"], strict=True):
+        table.add_row(name, str(sum(row)), f"{acc:.1%}")
+    console.print(table)

@@ -3,7 +3,10 @@
 Each encoder yields per-step features ``[T, B, C]`` (the integer stream averaged over tokens);
 audio step t and video step t cover the same time span. Fusion:
 - ``concat``: one Linear over [audio ‖ video] features per step;
-- ``sum``: the sum of the two modality heads' logits.
+- ``sum``: the sum of the two modality heads' logits;
+- ``qk``: spiking cross-modal Q-K attention after one stage (``fusion_stage``): both encoders run
+  stage by stage, each modality's Q-spike mask gates the other's K (see
+  :class:`CrossModalQKAttention`), the remaining stages run per modality, then a concat head.
 Per-modality heads (``audio_head``, ``video_head``) always exist: they give per-modality accuracy
 of an AV model and the unimodal auxiliary losses used for modality balancing.
 """
@@ -13,20 +16,78 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from qkf_snn.errors import UserError
+from qkf_snn.models.blocks import ATTENTION_THRESHOLD, ConvBNSpike, Mul, Sum
 from qkf_snn.models.classifier import Batch
+from qkf_snn.models.neurons import NeuronConfig
 from qkf_snn.models.qkformer import QKFormer
 from qkf_snn.models.registry import create_model, register_model
 
-FUSIONS: tuple[str, ...] = ("concat", "sum")
+FUSIONS: tuple[str, ...] = ("concat", "sum", "qk")
+
+
+class CrossModalQKAttention(nn.Module):
+    """Spiking cross-modal Q-K attention between the audio and video streams of one stage.
+
+    QKFormer's channel attention (QKCA) with the query taken from the *other* modality. For audio
+    ``a [T, B, Ca, Na]`` and video ``v [T, B, Cv, Nv]``::
+
+        M_a→v = SN_θ=0.5( Σ_n Q_a→v[n] )      Q_a→v = CBS(a): Ca → Cv channels, spikes
+        M_v→a = SN_θ=0.5( Σ_n Q_v→a[n] )      Q_v→a = CBS(v): Cv → Ca channels, spikes
+        v' = v + CBS_proj( M_a→v ⊙ K_v ),       a' = a + CBS_proj( M_v→a ⊙ K_a )
+
+    Each mask is one bit per channel and time step, so the cost is O(N·C) per modality (linear in
+    tokens) and the two streams may have different token grids: a spectrogram token and an image
+    token at the same grid position mean nothing to each other, so masks gate channels, not tokens.
+    All products are AND of spikes; the outputs stay integer streams, as after any QKFormer block.
+    """
+
+    def __init__(self, dim_audio: int, dim_video: int, *, neuron: NeuronConfig) -> None:
+        super().__init__()
+        self.q_audio = ConvBNSpike(dim_audio, dim_video, dims=1, neuron=neuron)  # audio asks video
+        self.q_video = ConvBNSpike(dim_video, dim_audio, dims=1, neuron=neuron)  # video asks audio
+        self.k_audio = ConvBNSpike(dim_audio, dim_audio, dims=1, neuron=neuron)
+        self.k_video = ConvBNSpike(dim_video, dim_video, dims=1, neuron=neuron)
+        self.q_sum = Sum(3)  # over tokens of [T, B, C, N]
+        self.attn_lif_audio = neuron.build(threshold=ATTENTION_THRESHOLD)  # mask from audio's Q
+        self.attn_lif_video = neuron.build(threshold=ATTENTION_THRESHOLD)  # mask from video's Q
+        self.mask_audio = Mul()  # video's mask ⊙ K_audio
+        self.mask_video = Mul()  # audio's mask ⊙ K_video
+        self.proj_audio = ConvBNSpike(dim_audio, dim_audio, dims=1, bias=True, neuron=neuron)
+        self.proj_video = ConvBNSpike(dim_video, dim_video, dims=1, bias=True, neuron=neuron)
+
+    def masks(self, a: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Channel masks from each modality's Q (tokens flattened): ``[T, B, Cv, 1]`` from audio,
+        ``[T, B, Ca, 1]`` from video."""
+        return self.attn_lif_audio(self.q_sum(self.q_audio(a))), self.attn_lif_video(
+            self.q_sum(self.q_video(v))
+        )
+
+    def forward(self, a: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if a.shape[0] != v.shape[0]:
+            raise ValueError(f"audio has {a.shape[0]} time steps but video has {v.shape[0]}")
+        a_flat, v_flat = a.flatten(3), v.flatten(3)
+        from_audio, from_video = self.masks(a_flat, v_flat)
+        a_out = self.proj_audio(self.mask_audio(from_video, self.k_audio(a_flat)))
+        v_out = self.proj_video(self.mask_video(from_audio, self.k_video(v_flat)))
+        return a + a_out.reshape(a.shape), v + v_out.reshape(v.shape)
 
 
 class AVClassifier(nn.Module):
     modalities: tuple[str, ...] = ("audio", "video")
 
-    def __init__(self, audio: QKFormer, video: QKFormer, num_classes: int, *, fusion: str = "concat") -> None:
+    def __init__(
+        self,
+        audio: QKFormer,
+        video: QKFormer,
+        num_classes: int,
+        *,
+        fusion: str = "concat",
+        fusion_stage: int = -1,
+    ) -> None:
         super().__init__()
         if fusion not in FUSIONS:
             raise UserError(f"unknown fusion {fusion!r}; choose one of {', '.join(FUSIONS)}")
@@ -34,7 +95,19 @@ class AVClassifier(nn.Module):
         ca, cv = audio.num_features, video.num_features
         self.audio_head = nn.Linear(ca, num_classes)
         self.video_head = nn.Linear(cv, num_classes)
-        self.fusion_head = nn.Linear(ca + cv, num_classes) if fusion == "concat" else None
+        self.fusion_head = nn.Linear(ca + cv, num_classes) if fusion in ("concat", "qk") else None
+        self.fusion_stage: int | None = None
+        self.cross: CrossModalQKAttention | None = None
+        if fusion == "qk":
+            stages = len(audio.stages)
+            if len(video.stages) != stages:
+                raise UserError(f"fusion 'qk' needs encoders with as many stages (audio {stages}, "
+                                f"video {len(video.stages)})")  # fmt: skip
+            if not -stages <= fusion_stage < stages:
+                raise UserError(f"fusion_stage {fusion_stage}: the encoders have {stages} stages")
+            self.fusion_stage = fusion_stage % stages
+            dim_a, dim_v = audio.config.dims[self.fusion_stage], video.config.dims[self.fusion_stage]
+            self.cross = CrossModalQKAttention(dim_a, dim_v, neuron=audio.config.neuron)
         for head in (self.audio_head, self.video_head, self.fusion_head):
             if head is not None:
                 nn.init.trunc_normal_(head.weight, std=0.02)
@@ -42,24 +115,55 @@ class AVClassifier(nn.Module):
 
     def features(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-step features of each modality, ``[T, B, Ca]`` and ``[T, B, Cv]``."""
-        fa = self.audio.forward_features(batch["audio"])
-        fv = self.video.forward_features(batch["video"])
-        if fa.shape[0] != fv.shape[0]:
-            raise ValueError(f"audio has {fa.shape[0]} time steps but video has {fv.shape[0]}")
-        return fa, fv
+        if self.cross is None:
+            fa = self.audio.forward_features(batch["audio"])
+            fv = self.video.forward_features(batch["video"])
+            if fa.shape[0] != fv.shape[0]:
+                raise ValueError(f"audio has {fa.shape[0]} time steps but video has {fv.shape[0]}")
+            return fa, fv
+        a, v = self.audio.time_major(batch["audio"]), self.video.time_major(batch["video"])
+        if a.shape[0] != v.shape[0]:
+            raise ValueError(f"audio has {a.shape[0]} time steps but video has {v.shape[0]}")
+        for i, (stage_a, stage_v) in enumerate(zip(self.audio.stages, self.video.stages, strict=True)):
+            a, v = stage_a(a), stage_v(v)
+            if i == self.fusion_stage:
+                a, v = self.cross(a, v)
+        return a.flatten(3).mean(3), v.flatten(3).mean(3)
 
-    def steps_all(self, batch: Batch) -> dict[str, torch.Tensor]:
-        """Per-step logits ``[T, B, K]``: fused (``logits``) and per modality."""
+    def steps_all(
+        self, batch: Batch, *, parts: bool = False, detach_heads: bool = False
+    ) -> dict[str, torch.Tensor]:
+        """Per-step logits ``[T, B, K]``: fused (``logits``) and per modality.
+
+        ``parts``: also each modality's additive share of the fused logits (``audio_part``,
+        ``video_part``: the fusion head's columns for that modality plus half its bias; for ``sum`` the
+        modality logits), which OGM-GE compares. ``detach_heads``: the unimodal heads read detached
+        features, so training them (linear probes) tells what each encoder holds without steering it;
+        ignored for ``sum``, whose heads are the fusion."""
         fa, fv = self.features(batch)
-        la, lv = self.audio_head(fa), self.video_head(fv)
+        probe = detach_heads and self.fusion_head is not None
+        la = self.audio_head(fa.detach() if probe else fa)
+        lv = self.video_head(fv.detach() if probe else fv)
+        out = {"audio": la, "video": lv}
         if self.fusion_head is not None:
-            fused = self.fusion_head(torch.cat([fa, fv], dim=-1))
+            out["logits"] = self.fusion_head(torch.cat([fa, fv], dim=-1))
+            if parts:
+                w, b = self.fusion_head.weight, self.fusion_head.bias / 2
+                ca = fa.shape[-1]
+                out["audio_part"] = F.linear(fa, w[:, :ca], b)
+                out["video_part"] = F.linear(fv, w[:, ca:], b)
         else:
-            fused = la + lv
-        return {"logits": fused, "audio": la, "video": lv}
+            out["logits"] = la + lv
+            if parts:
+                out["audio_part"], out["video_part"] = la, lv
+        return out
 
-    def forward_all(self, batch: Batch) -> dict[str, torch.Tensor]:
-        return {k: v.mean(0) for k, v in self.steps_all(batch).items()}
+    def forward_all(
+        self, batch: Batch, *, parts: bool = False, detach_heads: bool = False
+    ) -> dict[str, torch.Tensor]:
+        return {
+            k: v.mean(0) for k, v in self.steps_all(batch, parts=parts, detach_heads=detach_heads).items()
+        }
 
     def forward_steps(self, batch: Batch) -> torch.Tensor:
         return self.steps_all(batch)["logits"]
@@ -78,12 +182,13 @@ def _create_av(size: str, kw: dict[str, Any]) -> AVClassifier:
     """``audio_*`` / ``video_*`` overrides go to one encoder, the rest to both."""
     num_classes = kw.pop("num_classes", 10)
     fusion = kw.pop("fusion", "concat")
+    fusion_stage = kw.pop("fusion_stage", -1)
     audio_kw = {k.removeprefix("audio_"): v for k, v in kw.items() if k.startswith("audio_")}
     video_kw = {k.removeprefix("video_"): v for k, v in kw.items() if k.startswith("video_")}
     shared = {k: v for k, v in kw.items() if not k.startswith(("audio_", "video_"))}
     audio = create_model(f"qkf_audio_{size}", **{**shared, **audio_kw, "num_classes": 0})
     video = create_model(f"qkf_video_{size}", **{**shared, **video_kw, "num_classes": 0})
-    return AVClassifier(audio, video, num_classes, fusion=fusion)
+    return AVClassifier(audio, video, num_classes, fusion=fusion, fusion_stage=fusion_stage)
 
 
 @register_model
@@ -96,3 +201,15 @@ def qkf_av_tiny(**kw: Any) -> AVClassifier:
 def qkf_av_small(**kw: Any) -> AVClassifier:
     """Audio-visual model of two encoders at the seed's size."""
     return _create_av("small", kw)
+
+
+@register_model
+def qkf_av_tiny_deploy(**kw: Any) -> AVClassifier:
+    """Deployable (NIR-exportable) audio-visual model of two tiny deployable encoders."""
+    return _create_av("tiny_deploy", kw)
+
+
+@register_model
+def qkf_av_small_deploy(**kw: Any) -> AVClassifier:
+    """Deployable (NIR-exportable) audio-visual model at the seed's size."""
+    return _create_av("small_deploy", kw)
