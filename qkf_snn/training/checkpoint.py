@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from qkf_snn.errors import UserError
-from qkf_snn.training.atomic import atomic_write_bytes
+from qkf_snn.io import atomic_write_bytes
 from qkf_snn.training.build import DataInfo, ModelSpec
 
 FORMAT = "qkf-checkpoint"

@@ -20,8 +20,8 @@ from typing import Any
 import yaml
 
 from qkf_snn.errors import UserError
+from qkf_snn.io import atomic_write_bytes
 from qkf_snn.models.neurons import NeuronConfig
-from qkf_snn.training.atomic import atomic_write_bytes
 
 DATASETS: tuple[str, ...] = ("crema", "ave", "urbansound8k-av")
 MODALITIES: tuple[str, ...] = ("audio", "video", "av")

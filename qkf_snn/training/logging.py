@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from qkf_snn.training.atomic import atomic_write_bytes
+from qkf_snn.io import atomic_write_bytes
 
 
 class RunLogger:

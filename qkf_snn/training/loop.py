@@ -26,9 +26,9 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from qkf_snn.errors import UserError
+from qkf_snn.io import atomic_write_bytes, remove_stale_temps
 from qkf_snn.models import recalibrate_bn
 from qkf_snn.training import distributed
-from qkf_snn.training.atomic import atomic_write_bytes, remove_stale_temps
 from qkf_snn.training.balancing import Modulation, apply_ogm_ge, balanced_loss, ogm_active
 from qkf_snn.training.build import DataInfo, check_model_fits, model_spec
 from qkf_snn.training.checkpoint import load_state, read_checkpoint, rng_state, save_checkpoint, set_rng_state

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from qkf_snn.errors import UserError
-from qkf_snn.training.atomic import atomic_write_bytes, remove_stale_temps
+from qkf_snn.io import atomic_write_bytes, remove_stale_temps
 from qkf_snn.training.build import DataInfo, ModelSpec
 from qkf_snn.training.checkpoint import (
     load_model,
