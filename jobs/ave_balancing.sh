@@ -22,6 +22,6 @@ for SEED in 0 1 2; do
     ${QKF} train ave --modality av "${COMMON[@]}" --seed "${SEED}" --name "av_plain_s${SEED}" \
         --no-ogm-ge --aux-weight 0
     ${QKF} train ave --modality av "${COMMON[@]}" --seed "${SEED}" --name "av_bal_s${SEED}" \
-        --ogm-ge --ogm-alpha 0.8 --ogm-start 0 --ogm-end 50 --aux-weight 0.5
+        --ogm-ge --ogm-alpha 0.8 --ogm-start 0 --ogm-end 50 --aux-weight 0.5 --set balance.target=gradient
 done
 ${PY} jobs/balancing_report.py "${OUT}/runs" --png docs/modality_balancing.png

@@ -25,9 +25,11 @@ LABELS = {
     "audio": "audio only",
     "video": "video only",
     "av_plain": "AV, no balancing",
-    "av_ogm": "AV + OGM-GE",
-    "av_aux": "AV + aux losses",
-    "av_bal": "AV + OGM-GE + aux losses",
+    "av_aux": "AV + aux losses 0.5",
+    "av_ogm": "AV + OGM-GE (gradient)",
+    "av_bal": "AV + OGM-GE (gradient) + aux 0.5",
+    "av_ogmstepnn": "AV + OGM (step, no GE noise)",
+    "av_balstep": "AV + OGM-GE (step) + aux 0.5",
 }
 
 

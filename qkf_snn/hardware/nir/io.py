@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +9,7 @@ import nir
 import numpy as np
 
 from qkf_snn.errors import UserError
+from qkf_snn.io import atomic_path
 
 
 def write_graph(path: str | Path, graph: nir.NIRGraph) -> Path:
@@ -18,14 +17,8 @@ def write_graph(path: str | Path, graph: nir.NIRGraph) -> Path:
     path = Path(path)
     if path.parent and not path.parent.exists():
         raise UserError(f"--out {path}: directory {path.parent} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         nir.write(tmp, graph)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path
 
 
