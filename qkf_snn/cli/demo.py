@@ -47,7 +47,7 @@ def demo(
     seed: Annotated[int, typer.Option(help="Seed for data and training.")] = 0,
     fresh: Annotated[bool, typer.Option(help="Delete earlier demo results first.")] = False,
 ) -> None:
-    """End-to-end demo on synthetic CREMA-D-layout data (CPU, about 10 minutes on 2 cores)."""
+    """End-to-end demo on synthetic CREMA-D-layout data (CPU, about a minute on 2 idle cores)."""
     if clips < 60:
         raise UserError(f"--clips {clips}: need at least 60 (10 per emotion) for train/val/test splits")
     if epochs is not None and epochs < 1:
