@@ -466,7 +466,10 @@ class _StopSignals:
 
 
 def _check_resumable(cfg: TrainConfig, ckpt: dict[str, Any], path: Path) -> None:
-    old, new = _flatten(ckpt["config"]), _flatten(cfg.resolved_dict())
+    saved = ckpt["config"]
+    with contextlib.suppress(UserError):  # keys added since the checkpoint take their defaults
+        saved = TrainConfig.from_dict(saved, source=str(path)).resolved_dict()
+    old, new = _flatten(saved), _flatten(cfg.resolved_dict())
     changed = [
         k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k) and k not in RESUMABLE_CHANGES
     ]
