@@ -160,6 +160,13 @@ def _train(
     # --- resume: every state dict, the RNGs and the position in the epoch ------------------------------
     if ckpt is not None:
         load_state(model, ckpt["model"], f"checkpoint {last_path}")
+        groups = len(ckpt["optimizer"]["param_groups"])
+        if groups != len(optimizer.param_groups):
+            raise UserError(
+                f"--resume: checkpoint {last_path} holds an optimiser with {groups} parameter groups, this "
+                f"version builds {len(optimizer.param_groups)} (an older qkf wrote it); resume with that "
+                "version or start again with --overwrite"
+            )
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["scheduler"])
         scaler.load_state_dict(ckpt["scaler"])

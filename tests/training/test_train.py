@@ -110,6 +110,16 @@ def test_train_and_eval_from_the_command_line(crema_cache, tmp_path, monkeypatch
     code, out, _ = run_cli([*args, "--resume", "--workers", "1"], monkeypatch, capsys)
     assert code == 0 and "resumed" in out
 
+    # a checkpoint whose optimiser was laid out differently (an older version) is refused in one line
+    (tmp_path / "cli" / "results.json").unlink()
+    ckpt = read_checkpoint(tmp_path / "cli" / "last.pt")
+    groups = ckpt["optimizer"]["param_groups"]
+    groups.append({**groups[0], "params": []})
+    torch.save(ckpt, tmp_path / "cli" / "last.pt")
+    code, _, err = run_cli([*args, "--resume"], monkeypatch, capsys)
+    assert code == 2 and err.count("\n") == 1, err
+    assert f"holds an optimiser with {len(groups)} parameter groups, this version builds {len(groups) - 1}" in err
+
 
 BAD = [
     (["--data", "{tmp}/missing"], "no such directory"),
