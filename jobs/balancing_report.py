@@ -1,7 +1,7 @@
 """Aggregate the modality-balancing runs (``<condition>_s<seed>`` folders): a Markdown table of
 mean ± sample standard deviation over seeds, and a PNG of the loss and accuracy curves.
 
-    python jobs/balancing_report.py /tmp/qkf-ave/runs --png docs/modality_balancing.png
+    python jobs/balancing_report.py /tmp/qkf-balancing/runs --png docs/modality_balancing.png
 
 Protocol (what every number means): the best epoch of each run is chosen on validation accuracy;
 test accuracy is that checkpoint's, evaluated once at the end of the run.
@@ -25,11 +25,9 @@ LABELS = {
     "audio": "audio only",
     "video": "video only",
     "av_plain": "AV, no balancing",
-    "av_aux": "AV + aux losses 0.5",
-    "av_ogm": "AV + OGM-GE (gradient)",
-    "av_bal": "AV + OGM-GE (gradient) + aux 0.5",
-    "av_ogmstepnn": "AV + OGM (step, no GE noise)",
-    "av_balstep": "AV + OGM-GE (step) + aux 0.5",
+    "av_bal": "AV + OGM-GE (α 0.3) + aux losses 0.5 (recipe)",
+    "av_aux": "AV + aux losses 0.5 only",
+    "av_ogm": "AV + OGM-GE (α 0.3) only",
 }
 
 
