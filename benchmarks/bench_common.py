@@ -26,13 +26,16 @@ from qkf_snn.errors import UserError
 
 
 # --- environment ---------------------------------------------------------------------------------------
-def pick_device(device: str) -> torch.device:
+def pick_device(device: str, threads: int | None = None) -> torch.device:
+    """The device a benchmark runs on; on CPU, ``threads`` (if given) sets PyTorch's intra-op threads."""
     if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     if device not in ("cpu", "cuda"):
         raise UserError(f"--device must be auto, cpu or cuda (got {device!r})")
     if device == "cuda" and not torch.cuda.is_available():
         raise UserError("--device cuda: no CUDA GPU is visible to PyTorch on this machine")
+    if device == "cpu" and threads is not None:
+        torch.set_num_threads(threads)
     return torch.device(device)
 
 

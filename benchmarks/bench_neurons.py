@@ -69,9 +69,7 @@ def bench_lif(
     command: str | None = None,
 ) -> dict[str, Any]:
     """Run the LIF-layer benchmark; returns ``{"environment", "settings", "bandwidth", "rows"}``."""
-    dev = pick_device(device)
-    if dev.type == "cpu":
-        torch.set_num_threads(threads)
+    dev = pick_device(device, threads)
     batch = batch or (8 if dev.type == "cpu" else 256)
     dtype = dtype if dtype != "auto" else ("bfloat16" if dev.type == "cuda" else "float32")
     dt = DTYPES[dtype]

@@ -38,9 +38,7 @@ def run(
     threads: int = 1,
     device: str = "cpu",
 ) -> dict:
-    dev = pick_device(device)
-    if dev.type == "cpu":
-        torch.set_num_threads(threads)
+    dev = pick_device(device, threads)
     torch.manual_seed(0)
     model = create_model(model_name)
     split = [

@@ -122,9 +122,7 @@ def bench_train(
     command: str | None = None,
 ) -> dict[str, Any]:
     """Run the training-step benchmark; returns ``{"environment", "settings", "rows"}``."""
-    dev = pick_device(device)
-    if dev.type == "cpu":
-        torch.set_num_threads(threads)
+    dev = pick_device(device, threads)
     model_name = model_name or ("qkf_av_tiny" if dev.type == "cpu" else "qkf_av_small")
     batch = batch or (8 if dev.type == "cpu" else 64)
     amp = (dev.type == "cuda") if amp is None else amp
