@@ -247,6 +247,13 @@ def compose(
         data["recipe"] = str(path)
     for key, value in (overrides or {}).items():
         set_dotted(data, key, value)
+    overrides = overrides or {}
+    if "model.size" in overrides and "model.name" not in overrides and data["model"]["name"]:
+        # a registered name fixes the size: silently training another size than asked would mislead
+        raise UserError(
+            f"--size {overrides['model.size']}: the recipe names model {data['model']['name']!r}, "
+            "which fixes the size; pass --model instead"
+        )
     data["dataset"], data["modality"] = dataset, modality
     return TrainConfig.from_dict(data, source="options")
 

@@ -143,3 +143,15 @@ def test_model_spec_takes_sizes_from_the_data():
 
 def test_config_dir_points_at_the_repository_configs():
     assert CONFIG_DIR == Path(__file__).resolve().parents[2] / "configs"
+
+
+def test_size_with_a_recipe_that_names_the_model_is_refused():
+    recipe = CONFIG_DIR / "crema_av-deploy.yaml"
+    message = r"--size tiny: the recipe names model 'qkf_av_small_deploy'.*--model"
+    with pytest.raises(UserError, match=message):
+        compose("crema", "av", recipe=recipe, overrides={"model.size": "tiny"})
+    # naming the model as well is the way to pick another size
+    cfg = compose(
+        "crema", "av", recipe=recipe, overrides={"model.size": "tiny", "model.name": "qkf_av_tiny_deploy"}
+    )
+    assert cfg.model_name == "qkf_av_tiny_deploy"
