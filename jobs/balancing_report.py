@@ -25,17 +25,19 @@ LABELS = {
     "audio": "audio only",
     "video": "video only",
     "av_plain": "AV, no balancing",
-    "av_bal": "AV + OGM-GE (α 0.3) + aux losses 0.5 (recipe)",
+    "av_bal": "AV + OGM-GE (α 0.3, epochs 1–10) + aux 0.5 (recipe)",
     "av_aux": "AV + aux losses 0.5 only",
-    "av_ogm": "AV + OGM-GE (α 0.3) only",
+    "av_ogm": "AV + OGM-GE (α 0.3, epochs 1–51) only",
+    "av_bal_long": "AV + OGM-GE (α 0.3, epochs 1–51) + aux 0.5",
+    "av_bal_a01": "AV + OGM-GE (α 0.1, epochs 1–51) + aux 0.5",
 }
 
 
-def load(folder: Path) -> dict[str, list[dict]]:
+def load(folder: Path, seeds: set[int] | None = None) -> dict[str, list[dict]]:
     runs: dict[str, list[dict]] = defaultdict(list)
     for path in sorted(folder.glob("*_s*/results.json")):
         match = re.fullmatch(r"(.+)_s(\d+)", path.parent.name)
-        if not match:
+        if not match or (seeds is not None and int(match.group(2)) not in seeds):
             continue
         results = json.loads(path.read_text())
         history = [json.loads(line) for line in (path.parent / "metrics.jsonl").read_text().splitlines()]
@@ -76,31 +78,60 @@ def table(runs: dict[str, list[dict]]) -> str:
     return "\n".join(lines)
 
 
+def _band(ax, histories: list[list[dict]], key: str, label: str, color: str, style: str = "-") -> None:
+    """Mean over seeds as a line, min–max as a band (percent for accuracies)."""
+    n = min(len(h) for h in histories)
+    scale = 100 if "acc" in key else 1
+    series = [[h[i][key] * scale for i in range(n)] for h in histories]
+    cols = list(zip(*series, strict=True))
+    epochs = list(range(1, n + 1))
+    ax.plot(epochs, [statistics.mean(c) for c in cols], style, color=color, label=label)
+    lo, hi = [min(c) for c in cols], [max(c) for c in cols]
+    ax.fill_between(epochs, lo, hi, color=color, alpha=0.15)
+
+
+def paired(runs: dict[str, list[dict]], base: str, other: str) -> str:
+    """Test accuracy of ``other`` minus ``base``, seed by seed, over the seeds both have."""
+    acc = {c: {r["seed"]: 100 * r["results"]["test"]["acc"] for r in runs.get(c, [])} for c in (base, other)}
+    seeds = sorted(set(acc[base]) & set(acc[other]))
+    if not seeds:
+        return f"{other} − {base}: no seed has both"
+    diffs = [acc[other][s] - acc[base][s] for s in seeds]
+    sd = statistics.stdev(diffs) if len(diffs) > 1 else 0.0
+    per_seed = ", ".join(f"s{s} {d:+.2f}" for s, d in zip(seeds, diffs, strict=True))
+    wins = sum(d > 0 for d in diffs)
+    return (
+        f"{LABELS.get(other, other)} − {LABELS.get(base, base)} (test acc, points): "
+        f"{statistics.mean(diffs):+.2f} ± {sd:.2f} over {len(seeds)} seeds, better in {wins} ({per_seed})"
+    )
+
+
 def plot(runs: dict[str, list[dict]], path: Path) -> None:
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
-    for cond in [c for c in LABELS if c in runs]:
+    fig, axes = plt.subplots(1, 4, figsize=(20, 4.2))
+    for i, cond in enumerate(c for c in LABELS if c in runs):
         histories = [r["history"] for r in runs[cond]]
-        n = min(len(h) for h in histories)
-        epochs = list(range(1, n + 1))
-        for ax, key in zip(axes, ("train_ce", "val_loss", "val_acc"), strict=True):
-            series = [[h[i][key] * (100 if key == "val_acc" else 1) for i in range(n)] for h in histories]
-            mean = [statistics.mean(col) for col in zip(*series, strict=True)]
-            lo = [min(col) for col in zip(*series, strict=True)]
-            hi = [max(col) for col in zip(*series, strict=True)]
-            (line,) = ax.plot(epochs, mean, label=LABELS[cond])
-            ax.fill_between(epochs, lo, hi, color=line.get_color(), alpha=0.15)
+        color = f"C{i}"  # one colour per condition in every panel
+        for ax, key in zip(axes[:3], ("train_ce", "val_loss", "val_acc"), strict=True):
+            _band(ax, histories, key, LABELS[cond], color)
+        if all("val_acc_video" in h[0] for h in histories):
+            # the AV model's video head: a linear probe on detached features when aux_weight is 0
+            _band(axes[3], histories, "val_acc_video", LABELS[cond], color)
+        elif cond == "video":
+            _band(axes[3], histories, "val_acc", "video only (reference)", color, "--")
     titles = (
         "train CE, fused logits (label smoothing 0.1)",
         "validation CE, fused logits",
         "validation accuracy (%)",
+        "validation accuracy of the video head (%)",
     )
     for ax, title in zip(axes, titles, strict=True):
         ax.set_title(title)
         ax.set_xlabel("epoch")
     axes[2].legend(fontsize=8)
+    axes[3].legend(fontsize=8)
     fig.suptitle("Synthetic AVE layout: mean over seeds, band = min–max")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=100)
     plt.close(fig)
 
 
@@ -108,11 +139,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folder", type=Path)
     parser.add_argument("--png", type=Path, default=None)
+    parser.add_argument("--seeds", type=int, nargs="+", default=None, help="only these seeds")
+    parser.add_argument(
+        "--paired", nargs=2, action="append", default=[], metavar=("BASE", "OTHER"),
+        help="seed-by-seed test accuracy difference OTHER − BASE (repeatable)",
+    )  # fmt: skip
     args = parser.parse_args()
-    runs = load(args.folder)
+    runs = load(args.folder, set(args.seeds) if args.seeds else None)
     if not runs:
         raise SystemExit(f"no <condition>_s<seed>/results.json under {args.folder}")
     print(table(runs))
+    for base, other in args.paired:
+        print("\n" + paired(runs, base, other))
     if args.png:
         plot(runs, args.png)
         print(f"\ncurves: {args.png}")
