@@ -35,7 +35,7 @@ def test_every_shipped_recipe_loads_and_builds_its_model(path):
 def test_ave_av_recipe_balances_by_default():
     cfg = compose("ave", "av")
     assert cfg.balance.ogm_ge and cfg.balance.aux_weight > 0
-    assert cfg.balance.alpha == 0.3 and cfg.balance.end_epoch == 50
+    assert cfg.balance.alpha == 0.3 and cfg.balance.end_epoch == 9
 
 
 def test_layers_defaults_then_recipe_then_overrides(tmp_path):
