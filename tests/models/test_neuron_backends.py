@@ -156,8 +156,10 @@ def test_fused_saves_only_the_membrane():
 
     def saved_bytes(backend: str) -> int:
         seen: dict[int, int] = {}
+        alive: list[torch.Tensor] = []  # a freed saved tensor's address may be reused by a later one
 
         def pack(t: torch.Tensor) -> torch.Tensor:
+            alive.append(t)
             seen[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
             return t
 
