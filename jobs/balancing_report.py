@@ -50,10 +50,13 @@ def load(folder: Path, seeds: set[int] | None = None) -> dict[str, list[dict]]:
     return runs
 
 
+def sample_sd(values: list[float]) -> float:
+    return statistics.stdev(values) if len(values) > 1 else 0.0
+
+
 def mean_sd(values: list[float]) -> str:
     values = [100 * v for v in values]
-    sd = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.mean(values):.1f} ± {sd:.1f}"
+    return f"{statistics.mean(values):.1f} ± {sample_sd(values):.1f}"
 
 
 def table(runs: dict[str, list[dict]]) -> str:
@@ -97,12 +100,12 @@ def paired(runs: dict[str, list[dict]], base: str, other: str) -> str:
     if not seeds:
         return f"{other} − {base}: no seed has both"
     diffs = [acc[other][s] - acc[base][s] for s in seeds]
-    sd = statistics.stdev(diffs) if len(diffs) > 1 else 0.0
     per_seed = ", ".join(f"s{s} {d:+.2f}" for s, d in zip(seeds, diffs, strict=True))
     wins = sum(d > 0 for d in diffs)
     return (
         f"{LABELS.get(other, other)} − {LABELS.get(base, base)} (test acc, points): "
-        f"{statistics.mean(diffs):+.2f} ± {sd:.2f} over {len(seeds)} seeds, better in {wins} ({per_seed})"
+        f"{statistics.mean(diffs):+.2f} ± {sample_sd(diffs):.2f} over {len(seeds)} seeds, "
+        f"better in {wins} ({per_seed})"
     )
 
 

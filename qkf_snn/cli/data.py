@@ -8,8 +8,6 @@ from typing import Annotated
 import typer
 import yaml
 
-from qkf_snn.errors import UserError
-
 app = typer.Typer(help="Prepare, inspect and synthesise datasets.", no_args_is_help=True)
 
 DatasetArg = Annotated[str, typer.Argument(help="crema, ave or urbansound8k-av", show_default=False)]
@@ -133,13 +131,6 @@ def synth(
 
 def parse_knobs(items: list[str]) -> dict[str, object]:
     """``["audio_noise=0.5", "classes=[Bark, Cat]"]`` -> typed values (YAML scalars and lists)."""
-    knobs: dict[str, object] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise UserError(f"--set {item!r}: expected KEY=VALUE")
-        try:
-            knobs[key.strip()] = yaml.safe_load(value)
-        except yaml.YAMLError as err:
-            raise UserError(f"--set {item!r}: value is not valid YAML ({err.__class__.__name__})") from err
-    return knobs
+    from qkf_snn.training.config import parse_set  # the one KEY=VALUE parser; training's import is heavier
+
+    return parse_set(items, example="audio_noise=0.5")

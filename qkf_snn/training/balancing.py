@@ -108,6 +108,9 @@ def apply_ogm_ge(
     (``target="gradient"``, the original) or to this step's learning rate of the encoders' parameter
     groups (``target="step"``; groups carry ``"modality"``, and the scheduler's next step restores
     their learning rates). GE noise goes to the gradients in both cases."""
+    on_gradient = cfg.target == "gradient"
+    if not on_gradient and optimizer is None:
+        raise ValueError("OGM-GE with target 'step' needs the optimizer")
     mod = ogm_coefficients(*modality_scores(outputs, labels), cfg.alpha)
     device = next(model.parameters()).device
     generator = torch.Generator(device=device).manual_seed(seed * 1_000_003 + step) if cfg.noise else None
@@ -115,13 +118,10 @@ def apply_ogm_ge(
         ("audio", model.audio, mod.coeff_audio),
         ("video", model.video, mod.coeff_video),
     ):
-        on_gradient = cfg.target == "gradient"
         modulate_gradients(
             modulated_parameters(encoder), coeff if on_gradient else 1.0, noise=cfg.noise, generator=generator
         )
         if not on_gradient:
-            if optimizer is None:
-                raise ValueError("OGM-GE with target 'step' needs the optimizer")
             for group in optimizer.param_groups:
                 if group.get("modality") == name:
                     group["lr"] *= coeff

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from qkf_snn.errors import UserError
+from qkf_snn.errors import UserError, first_line
 from qkf_snn.io import atomic_write_bytes
 from qkf_snn.training.build import DataInfo, ModelSpec
 
@@ -53,8 +53,7 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # any failure to unpickle means "not a checkpoint we can read"
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise UserError(f"checkpoint {path}: not a readable checkpoint ({first[:160]})") from err
+        raise UserError(f"checkpoint {path}: not a readable checkpoint ({first_line(err)[:160]})") from err
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise UserError(f"checkpoint {path}: not a qkf training checkpoint (no {FORMAT!r} marker)")
     if ckpt.get("version") != VERSION:

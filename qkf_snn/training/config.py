@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from qkf_snn.errors import UserError
+from qkf_snn.errors import UserError, first_line
 from qkf_snn.io import atomic_write_bytes
 from qkf_snn.models.neurons import NeuronConfig
 
@@ -216,8 +216,7 @@ def read_recipe(path: str | Path) -> dict[str, Any]:
         text = path.read_text()
         data = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
     except (OSError, UnicodeDecodeError, yaml.YAMLError, tomllib.TOMLDecodeError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise UserError(f"--config {path}: not a readable YAML/TOML recipe ({first})") from err
+        raise UserError(f"--config {path}: not a readable YAML/TOML recipe ({first_line(err)})") from err
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -245,9 +244,9 @@ def compose(
                 raise UserError(f"--config {path}: is a recipe for {key} {layer[key]!r}, not {given!r}")
         _merge(data, layer, f"--config {path}", "")
         data["recipe"] = str(path)
-    for key, value in (overrides or {}).items():
-        set_dotted(data, key, value)
     overrides = overrides or {}
+    for key, value in overrides.items():
+        set_dotted(data, key, value)
     if "model.size" in overrides and "model.name" not in overrides and data["model"]["name"]:
         # a registered name fixes the size: silently training another size than asked would mislead
         raise UserError(
@@ -278,17 +277,18 @@ def set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
     node[parts[-1]] = value
 
 
-def parse_set(items: list[str]) -> dict[str, Any]:
-    """``["optim.lr=3e-4", "model.depths=[1,1,2]"]`` → dotted overrides (values parsed as YAML)."""
+def parse_set(items: list[str], example: str = "optim.lr=3e-4") -> dict[str, Any]:
+    """``["optim.lr=3e-4", "model.depths=[1,1,2]"]`` → dotted overrides (values parsed as YAML; an
+    empty value is None). Also parses ``qkf data synth --set`` knobs."""
     out: dict[str, Any] = {}
     for item in items:
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
-            raise UserError(f"--set {item!r}: expected KEY=VALUE, e.g. optim.lr=3e-4")
+            raise UserError(f"--set {item!r}: expected KEY=VALUE, e.g. {example}")
         try:
-            out[key.strip()] = yaml.safe_load(raw) if raw.strip() else None
+            out[key.strip()] = yaml.safe_load(raw)
         except yaml.YAMLError as err:
-            raise UserError(f"--set {item!r}: value is not valid YAML") from err
+            raise UserError(f"--set {item!r}: value is not valid YAML ({type(err).__name__})") from err
     return out
 
 
