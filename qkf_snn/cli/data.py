@@ -8,17 +8,25 @@ from typing import Annotated
 import typer
 import yaml
 
+from qkf_snn.datasets.registry import DATASETS
+
 app = typer.Typer(help="Prepare, inspect and synthesise datasets.", no_args_is_help=True)
 
-DatasetArg = Annotated[str, typer.Argument(help="crema, ave or urbansound8k-av", show_default=False)]
+DatasetArg = Annotated[str, typer.Argument(help=", ".join(DATASETS), show_default=False)]
+# Per-dataset help, from the registry: adding a dataset adds its defaults and splits here.
+CLIP_SECONDS_HELP = ", ".join(f"{n} {s.clip_seconds:g}" for n, s in DATASETS.items())
+SPLIT_HELP = "; ".join(f"{n}: {'|'.join(s.splits)}" for n, s in DATASETS.items())
 SHOWN_SKIPS = 20
 
 
 @app.command()
 def prepare(
     dataset: DatasetArg,
-    raw: Annotated[Path, typer.Option("--raw", help="Raw dataset root, as downloaded.")],
     out: Annotated[Path, typer.Option("--out", help="Cache folder to write (new, empty, or a cache).")],
+    raw: Annotated[
+        Path | None,
+        typer.Option("--raw", help="Raw dataset root, as downloaded (folder: optional with --manifest)."),
+    ] = None,
     workers: Annotated[int, typer.Option(help="Decoding processes.")] = 1,
     time_steps: Annotated[int, typer.Option(help="T: time steps per clip.")] = 4,
     image_size: Annotated[int, typer.Option(help="Frame side after centre crop.")] = 64,
@@ -26,18 +34,19 @@ def prepare(
     audio_width: Annotated[int, typer.Option(help="Log-mel columns per time step.")] = 64,
     sample_rate: Annotated[int, typer.Option(help="Audio is resampled to this rate.")] = 16000,
     clip_seconds: Annotated[
-        float | None, typer.Option(help="Fixed span per clip (default: crema 3, ave 10, urbansound8k-av 4).")
+        float | None, typer.Option(help=f"Fixed span per clip (default: {CLIP_SECONDS_HELP}).")
     ] = None,
     modalities: Annotated[str, typer.Option(help="audio,video or one of them.")] = "audio,video",
     split: Annotated[
         str | None,
-        typer.Option(
-            help="Split name (crema: stratified|speaker|folders or a folder with train.csv/test.csv; "
-            "ave: official; urbansound8k-av: recording|class-dir-70)."
-        ),
+        typer.Option(help=f"Split name ({SPLIT_HELP}; crema also: a folder with train.csv/test.csv)."),
     ] = None,
     split_seed: Annotated[int, typer.Option(help="Seed of the generated splits.")] = 0,
     event_crop: Annotated[bool, typer.Option(help="ave: cut clips to the annotated event.")] = False,
+    manifest: Annotated[
+        Path | None,
+        typer.Option(help="folder: CSV of clips (label, video/audio/image; split, group, start, end)."),
+    ] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
     """Decode every clip once into a memory-mappable cache (resumable; reruns reuse finished clips)."""
@@ -58,6 +67,7 @@ def prepare(
         split=split,
         split_seed=split_seed,
         event_crop=event_crop,
+        manifest=manifest,
         progress=progress,
     )
     per_split = ", ".join(f"{s} {report.splits.get(s, 0)}" for s in ("train", "val", "test"))

@@ -10,6 +10,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from qkf_snn.datasets.registry import DATASETS
+
 # Options left unset (None) keep the recipe's value; each maps to one dotted config key.
 OPTION_KEYS: dict[str, str] = {
     "model": "model.name", "size": "model.size", "embed_dims": "model.embed_dims", "dims": "model.dims",
@@ -29,7 +31,7 @@ Three = tuple[int, int, int]
 
 
 def train(
-    dataset: Annotated[str, typer.Argument(help="crema, ave or urbansound8k-av.", show_default=False)],
+    dataset: Annotated[str, typer.Argument(help=", ".join(DATASETS) + ".", show_default=False)],
     modality: Annotated[str, typer.Option(help="audio, video or av.")] = "av",
     data: Annotated[
         Path | None, typer.Option("--data", help="Prepared cache (`qkf data prepare --out`).")

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from qkf_snn.datasets.features import FeatureParams, fit_length, log_mel_steps, step_times
-from qkf_snn.datasets.media import MediaError, read_audio, read_image, read_video_frames
+from qkf_snn.datasets.media import MediaError, read_audio, read_image, read_video_frames, read_video_seconds
 from qkf_snn.datasets.records import ClipRecord
 
 MIN_AUDIO_SECONDS = 0.05  # shorter than a few STFT windows: nothing to learn from, likely broken
@@ -28,11 +28,16 @@ class ClipArrays:
 def decode_clip(record: ClipRecord, params: FeatureParams) -> ClipArrays:
     """Decode, crop, tile and featurise one clip; raises :class:`MediaError` with the reason."""
     sr = params.sample_rate
-    with _blame(record.audio):
-        wave = read_audio(record.audio, sr)
-        if wave.size == 0:
-            raise MediaError("audio is empty (0 samples)")
-    total = wave.size / sr
+    if "audio" in params.modalities:
+        with _blame(record.audio):
+            wave = read_audio(record.audio, sr)
+            if wave.size == 0:
+                raise MediaError("audio is empty (0 samples)")
+        total = wave.size / sr
+    else:  # video only: the pictures set the clock, and a clip needs no audio track
+        with _blame(record.video[0]):
+            total = _visual_seconds(record, params)
+        wave = None
     start = record.start
     end = total if record.end is None else min(record.end, total)
     if end - start < MIN_AUDIO_SECONDS:
@@ -40,13 +45,9 @@ def decode_clip(record: ClipRecord, params: FeatureParams) -> ClipArrays:
             reason = f"event span {record.start:g}-{record.end:g} s is outside the audio ({total:.2f} s)"
             raise MediaError(reason, record.audio)
         raise MediaError(f"audio too short ({total:.3f} s < {MIN_AUDIO_SECONDS} s)", record.audio)
-    content = wave[round(start * sr) : round(end * sr)]
-    seconds = content.size / sr
-    audio = (
-        log_mel_steps(fit_length(content, params.span_samples), params)
-        if "audio" in params.modalities
-        else None
-    )
+    first, last = round(start * sr), round(end * sr)
+    seconds = (last - first) / sr
+    audio = None if wave is None else log_mel_steps(fit_length(wave[first:last], params.span_samples), params)
     video = None
     if "video" in params.modalities:
         times = start + step_times(seconds, params)
@@ -65,6 +66,13 @@ def _blame(path: Path) -> Iterator[None]:
         if err.path is None:
             err.path = path
         raise
+
+
+def _visual_seconds(record: ClipRecord, params: FeatureParams) -> float:
+    # Frame folders and stills have no clock of their own: they are spread over the usual span.
+    if record.video_kind == "container":
+        return read_video_seconds(record.video[0]) or params.clip_seconds
+    return params.clip_seconds
 
 
 def _container(paths: tuple[Path, ...], times: np.ndarray, total: float, size: int) -> np.ndarray:

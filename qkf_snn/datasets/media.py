@@ -146,6 +146,19 @@ def read_video_frames(path: Path, times: Sequence[float], size: int) -> np.ndarr
     return np.stack(out)  # type: ignore[arg-type]
 
 
+def read_video_seconds(path: Path) -> float:
+    """The duration a video container declares (0.0 when it does not say)."""
+    if not path.is_file():
+        raise MediaError(f"missing video file {path.name}", path)
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise MediaError(f"no video track in {path.name}", path)
+            return _declared_seconds(container, container.streams.video[0])
+    except av.FFmpegError as err:
+        raise MediaError(f"cannot decode video: {_one_line(err)}", path) from err
+
+
 def _declared_seconds(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> float:
     if stream.duration is not None and stream.time_base is not None:
         return float(stream.duration * stream.time_base)

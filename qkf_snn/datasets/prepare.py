@@ -19,7 +19,7 @@ from qkf_snn.datasets.finalize import Row, generation, write_arrays
 from qkf_snn.datasets.parts import fingerprint, part_path, read_skip
 from qkf_snn.datasets.progress import ProgressCallback, progress_bar
 from qkf_snn.datasets.records import ClipRecord, SkippedClip
-from qkf_snn.datasets.registry import DatasetSpec, get_spec
+from qkf_snn.datasets.registry import DATASETS, DatasetSpec, get_spec
 from qkf_snn.datasets.report import PrepareReport
 from qkf_snn.datasets.workers import run_clips
 from qkf_snn.errors import UserError
@@ -28,7 +28,7 @@ from qkf_snn.io import remove_stale_temps
 
 def prepare(
     dataset: str,
-    raw: Path,
+    raw: Path | None,
     out: Path,
     *,
     workers: int = 1,
@@ -42,28 +42,37 @@ def prepare(
     split: str | None = None,
     split_seed: int = 0,
     event_crop: bool = False,
+    manifest: Path | None = None,
     progress: bool | ProgressCallback = True,
 ) -> PrepareReport:
     """Decode ``dataset`` found under ``raw`` into a cache in ``out``; returns (and saves) the report.
 
     ``clip_seconds`` defaults to the dataset's usual span (CREMA-D 3 s, AVE 10 s, UrbanSound8K 4 s).
     ``split`` is a split name (see ``DATASETS[dataset].splits``) or, for CREMA-D, a folder with
-    ``train.csv``/``test.csv``. Rerunning is cheap: finished clips are reused, not decoded again.
+    ``train.csv``/``test.csv``. ``manifest`` (``folder`` only) is a CSV of clips; ``raw`` then defaults
+    to its folder. Rerunning is cheap: finished clips are reused, not decoded again.
     Raises UserError for a wrong root or layout, and when no clip at all is usable.
     """
     started = time.perf_counter()
     spec = get_spec(dataset)
-    raw, out = Path(raw), Path(out)
+    if raw is None and manifest is None:
+        raise UserError(f"--raw: missing (the raw dataset root: {spec.layout})")
+    raw, out = Path(raw if raw is not None else Path(manifest).parent), Path(out)  # type: ignore[arg-type]
     params = _params(spec, time_steps, image_size, n_mels, audio_width, sample_rate, clip_seconds, modalities)
     if workers < 1:
         raise UserError(f"--workers {workers}: must be at least 1")
-    if event_crop and "event_crop" not in spec.options:
-        raise UserError(f"--event-crop applies to ave only, not {dataset}")
+    for option, value in (("event_crop", event_crop), ("manifest", manifest)):
+        if value and option not in spec.options:
+            owners = " and ".join(name for name, s in DATASETS.items() if option in s.options)
+            raise UserError(f"--{option.replace('_', '-')} applies to {owners} only, not {dataset}")
+    if manifest is not None and not Path(manifest).is_file():
+        raise UserError(f"--manifest {manifest}: no such file")
     if not raw.is_dir():
         raise UserError(f"--raw {raw}: no such directory (expected {spec.layout})")
     _check_out(out)
 
-    scan = spec.scan(raw, {"event_crop": event_crop})
+    options = {"event_crop": event_crop, "manifest": manifest, "modalities": params.modalities}
+    scan = spec.scan(raw, options)
     records, skipped = _unique(scan.records, list(scan.skipped), raw)
     split_name, assignment = spec.assign(records, split, split_seed)
     kept: list[tuple[ClipRecord, str]] = []

@@ -1,4 +1,7 @@
-"""The datasets ``prepare`` knows: name -> how to scan the raw layout and which splits exist."""
+"""The datasets ``prepare`` knows: name -> how to scan the raw layout and which splits exist.
+
+This table is the one list of dataset names: the run configuration, the CLI help and the tests ask it.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from qkf_snn.datasets import ave, crema, urbansound
+from qkf_snn.datasets import ave, crema, folder, urbansound
 from qkf_snn.datasets.classes import AVE_CLASSES, CREMA_EMOTIONS, US8K_CLASSES
 from qkf_snn.datasets.records import ClipRecord, ScanResult
 from qkf_snn.datasets.splits import Assignment
@@ -75,7 +78,26 @@ DATASETS: dict[str, DatasetSpec] = {
         clip_seconds=4.0,
         layout="Dataset_v3_sound/<class>/*.wav and Dataset_v3_vision/<class>/*.jpg",
     ),
+    "folder": DatasetSpec(
+        name="folder",
+        classes=(),  # the user's own: sorted folder names or labels
+        scan=folder.scan,
+        splits={
+            "stratified": folder.split_stratified,
+            "group": folder.split_group,
+            "manifest": folder.split_manifest,
+        },
+        default_split=folder.default_split,
+        clip_seconds=10.0,  # VGGSound and Kinetics-Sounds clips; shorter clips are tiled
+        options=("manifest",),
+        layout=folder.LAYOUT,
+    ),
 }
+
+
+def dataset_names() -> tuple[str, ...]:
+    """Every registered dataset, in registration order."""
+    return tuple(DATASETS)
 
 
 def get_spec(name: str) -> DatasetSpec:

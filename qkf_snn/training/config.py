@@ -19,11 +19,11 @@ from typing import Any
 
 import yaml
 
+from qkf_snn.datasets.registry import dataset_names
 from qkf_snn.errors import UserError, first_line
 from qkf_snn.io import atomic_write_bytes
 from qkf_snn.models.neurons import NeuronConfig
 
-DATASETS: tuple[str, ...] = ("crema", "ave", "urbansound8k-av")
 MODALITIES: tuple[str, ...] = ("audio", "video", "av")
 SIZES: tuple[str, ...] = ("tiny", "small")
 AMP_MODES: tuple[str, ...] = ("auto", "none", "bf16", "fp16")
@@ -141,7 +141,7 @@ class TrainConfig:
 
     def validate(self) -> None:
         """One UserError line naming the key for every value no run could use."""
-        _choice("dataset", self.dataset, DATASETS)
+        _choice("dataset", self.dataset, dataset_names())
         _choice("modality", self.modality, MODALITIES)
         _choice("model.size", self.model.size, SIZES)
         _choice("model.fusion", self.model.fusion, ("concat", "sum", "qk"))
@@ -232,7 +232,7 @@ def compose(
     overrides: dict[str, Any] | None = None,
 ) -> TrainConfig:
     """Defaults ← recipe (the given file, else the default one if it exists) ← dotted overrides."""
-    _choice("dataset", dataset, DATASETS)
+    _choice("dataset", dataset, dataset_names())
     _choice("--modality", modality, MODALITIES)
     path = Path(recipe) if recipe is not None else default_recipe(dataset, modality)
     data = TrainConfig(dataset=dataset, modality=modality).to_dict()

@@ -14,6 +14,7 @@ SMALL = dict(time_steps=4, image_size=32, n_mels=32, audio_width=16, progress=Fa
 CREMA_KNOBS = dict(actors=5, seconds=1.0, fps=6)
 AVE_KNOBS = dict(classes=4, seconds=2.0, fps=6, imbalance=1.0)
 US8K_KNOBS = dict(classes=5, seconds=0.5, slices=3)
+FOLDER_KNOBS = dict(classes=3, seconds=0.5, fps=6)
 
 
 @pytest.fixture(scope="session")
@@ -72,4 +73,9 @@ def small() -> dict:
 @pytest.fixture(scope="session")
 def knobs() -> dict[str, dict]:
     """The synth knobs the session fixtures use, per dataset."""
-    return {"crema": dict(CREMA_KNOBS), "ave": dict(AVE_KNOBS), "urbansound8k-av": dict(US8K_KNOBS)}
+    return {
+        "crema": dict(CREMA_KNOBS),
+        "ave": dict(AVE_KNOBS),
+        "urbansound8k-av": dict(US8K_KNOBS),
+        "folder": dict(FOLDER_KNOBS),
+    }

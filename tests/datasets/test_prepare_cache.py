@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qkf_snn.datasets import prepare
+from qkf_snn.datasets import DATASETS, prepare
 from qkf_snn.datasets import workers as workers_module
 from qkf_snn.datasets.cache import CacheIndex, open_array
 from qkf_snn.datasets.synth.writers import write_wav
@@ -197,7 +197,7 @@ def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path: Path) -> N
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        (dict(dataset="kinetics"), "unknown dataset 'kinetics' (choose crema, ave, urbansound8k-av)"),
+        (dict(dataset="kinetics"), f"unknown dataset 'kinetics' (choose {', '.join(DATASETS)})"),
         (dict(workers=0), "--workers 0: must be at least 1"),
         (dict(time_steps=0), "--time-steps 0: must be a positive integer"),
         (dict(clip_seconds=-1.0), "--clip-seconds -1.0: must be positive"),

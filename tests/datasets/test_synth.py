@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qkf_snn.datasets import synthesize
+from qkf_snn.datasets import DATASETS, prepare, synthesize
 from qkf_snn.datasets.classes import AVE_CLASSES, US8K_CLASSES
+from qkf_snn.datasets.synth import PRESETS, WRITERS
 from qkf_snn.datasets.synth.audio import clip_audio
 from qkf_snn.datasets.synth.knobs import SynthKnobs, label_sequence, resolve_knobs
 from qkf_snn.datasets.synth.video import clip_video
@@ -26,7 +27,7 @@ def _digest(root: Path) -> dict[str, str]:
     }
 
 
-@pytest.mark.parametrize("dataset", ["crema", "ave", "urbansound8k-av"])
+@pytest.mark.parametrize("dataset", list(DATASETS))
 def test_same_seed_same_bytes(dataset: str, tmp_path: Path, knobs: dict) -> None:
     args = dict(clips=6, **{**knobs[dataset], "seconds": 0.5})
     a = _digest(synthesize(dataset, tmp_path / "a", seed=11, **args))
@@ -124,3 +125,22 @@ def test_missing_knobs_remove_the_class_cue() -> None:
     assert np.abs(clip_audio(0, 6, knobs, rng)).max() == 0.0
     frames = clip_video(0, 3, knobs, rng, background=np.full(3, 20.0, np.float32))
     assert frames.max() < 30  # background only
+
+
+def test_every_registered_dataset_has_a_synth_writer_and_preset() -> None:
+    assert set(WRITERS) == set(DATASETS) and set(PRESETS) == set(DATASETS)
+
+
+@pytest.mark.parametrize("layout", ["videos", "image", "frames"])
+def test_folder_synth_layouts_prepare_whole(layout: str, tmp_path: Path, small: dict) -> None:
+    raw = synthesize(
+        "folder", tmp_path / "raw", clips=9, seed=2, classes=3, seconds=0.5, fps=6, layout=layout
+    )
+    classes = ["bell", "bird", "car"]
+    assert json.loads((raw / "synth.json").read_text())["class_names"] == classes
+    media = {"videos": raw, "image": raw / "image", "frames": raw / "frames"}[layout]
+    assert sorted(p.name for p in media.iterdir() if p.is_dir()) == classes
+    report = prepare("folder", raw, tmp_path / "cache", clip_seconds=0.5, **small)
+    assert (report.found, report.prepared, report.skipped) == (9, 9, 0)
+    with pytest.raises(UserError, match="synth knob layout='release': folder writes videos, image, frames"):
+        synthesize("folder", tmp_path / "x", clips=2, seed=0, layout="release")

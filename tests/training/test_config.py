@@ -6,20 +6,38 @@ from pathlib import Path
 
 import pytest
 
+from qkf_snn.datasets.registry import DATASETS
 from qkf_snn.errors import UserError
 from qkf_snn.models import count_parameters, create_model
 from qkf_snn.training.build import DataInfo, model_spec
-from qkf_snn.training.config import CONFIG_DIR, TrainConfig, compose, parse_set, read_recipe, save_config
+from qkf_snn.training.config import (
+    CONFIG_DIR,
+    MODALITIES,
+    TrainConfig,
+    compose,
+    parse_set,
+    read_recipe,
+    save_config,
+)
 
 RECIPES = sorted(CONFIG_DIR.rglob("*.yaml"))
 INFO = DataInfo(6, list("abcdef"), 4, (1, 64, 64), (3, 64, 64))
 
 
-def test_every_dataset_and_modality_has_a_recipe():
+@pytest.mark.parametrize("dataset", list(DATASETS))
+def test_every_registered_dataset_and_modality_has_a_recipe(dataset):
     names = {p.name for p in CONFIG_DIR.glob("*.yaml")}
-    for dataset in ("crema", "ave", "urbansound8k-av"):
-        for modality in ("audio", "video", "av"):
-            assert f"{dataset}_{modality}.yaml" in names
+    for modality in MODALITIES:
+        assert f"{dataset}_{modality}.yaml" in names
+        cfg = compose(dataset, modality)  # the config asks the registry: every entry is a valid dataset
+        assert cfg.recipe == str(CONFIG_DIR / f"{dataset}_{modality}.yaml") and cfg.dataset == dataset
+
+
+def test_an_unregistered_dataset_is_refused_naming_the_registered_ones():
+    with pytest.raises(
+        UserError, match=f"^dataset: unknown value 'kinetics'; choose one of {', '.join(DATASETS)}$"
+    ):
+        compose("kinetics", "av")
 
 
 @pytest.mark.parametrize("path", RECIPES, ids=lambda p: str(p.relative_to(CONFIG_DIR)))

@@ -1,4 +1,4 @@
-"""Synthetic datasets written in the exact raw layouts of CREMA-D, AVE and UrbanSound8K-AV."""
+"""Synthetic datasets written in the exact raw layouts of CREMA-D, AVE, UrbanSound8K-AV and ``folder``."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
-from qkf_snn.datasets.synth import ave, crema, urbansound
+from qkf_snn.datasets.synth import ave, crema, folder, urbansound
 from qkf_snn.datasets.synth.knobs import PRESETS, SynthKnobs, resolve_knobs
 from qkf_snn.errors import UserError
 from qkf_snn.io import atomic_write_json
@@ -18,6 +18,7 @@ WRITERS: dict[str, Callable[[Path, int, int, SynthKnobs], list[str]]] = {
     "crema": crema.write,
     "ave": ave.write,
     "urbansound8k-av": urbansound.write,
+    "folder": folder.write,
 }
 
 
@@ -34,7 +35,9 @@ def synthesize(dataset: str, out: Path, *, clips: int, seed: int, **knobs: objec
     ``AVE/<id>.mp4`` (MPEG-4 video + stereo AAC) with ``Annotations.txt`` and the three ``&``-separated
     split lists (``duplicates`` IDs twice in trainSet.txt); ``urbansound8k-av`` writes
     ``Dataset_v3_sound/<class>/<fsID>-<classID>-0-<slice>.wav`` (mixed 16/22.05/44.1 kHz, mono or
-    stereo) + ``Dataset_v3_vision/<class>/<same>.jpg``.
+    stereo) + ``Dataset_v3_vision/<class>/<same>.jpg``; ``folder`` writes ``<class>/clip_NNNN.mp4`` (MPEG-4
+    + AAC at mixed rates) or, with ``layout="image"`` / ``"frames"``, ``audio/<class>/<clip>.wav`` with
+    ``image/<class>/<clip>.jpg`` / ``frames/<class>/<clip>/frame_N.jpg``.
 
     Content: class k sounds as a harmonic tone (pitch, one-semitone glide up/down and tremolo rate set
     by k) and looks like a moving shape (form and colour set by k) on a dark background. Each modality
@@ -55,9 +58,10 @@ def synthesize(dataset: str, out: Path, *, clips: int, seed: int, **knobs: objec
     video_contrast      opacity of the class shape (1.0); distractors: random look-alike shapes (0)
     imbalance           most/least frequent class ratio, geometric in between (1.0)
     actors              crema speakers, each with a pitch offset and background (8)
-    layout              crema "release" or "frames"; frames_per_clip jpgs per clip there (3)
+    layout              crema "release" or "frames"; folder "videos", "image" or "frames";
+                        frames_per_clip jpgs per clip in frames layouts (3)
     duplicates          ave IDs repeated in trainSet.txt (2); slices: max slices per recording (4)
-    mixed_rates         urbansound8k-av wavs at mixed rates and channel counts (True)
+    mixed_rates         urbansound8k-av and folder audio at mixed rates (us8k: and channels) (True)
     val_fraction        share of val and of test in the written split lists (0.1 each)
     ==================  =========================================================================
 
@@ -73,6 +77,8 @@ def synthesize(dataset: str, out: Path, *, clips: int, seed: int, **knobs: objec
       complementary: audio-visual ceiling ~73 %.
     - ``urbansound8k-av``: 10 classes, 1 s sound + one 80 x 60 image; little noise, 5 % missing per
       modality: everything is easy (as the published 97-99 %).
+    - ``folder``: 4 classes (bell, bird, car, dog), 2 s; audio_noise 0.3, video_noise 0.08, 20 % missing
+      per modality: a small own set to try the ``folder`` layouts end to end.
 
     Cost: 200 clips take about 4 s (crema) to 10 s (ave, AAC encoding) to write on one core.
     """

@@ -31,11 +31,12 @@ class SynthKnobs:
     distractors: int = 0  # random palette shapes per video (look like class shapes)
     imbalance: float = 1.0  # most / least frequent class (geometric in between)
     actors: int = 8  # crema: speakers (each shifts pitch a little)
-    layout: str = "release"  # crema: "release" (AudioWAV/ + VideoFlash/) or "frames" (pre-extracted)
-    frames_per_clip: int = 3  # crema "frames" layout: jpgs per clip
+    layout: str = "release"  # crema: "release" (AudioWAV/ + VideoFlash/) or "frames" (pre-extracted);
+    # folder: "videos" (<class>/<clip>.mp4), "image" or "frames" (audio/ with image/ or frames/)
+    frames_per_clip: int = 3  # crema and folder "frames" layouts: jpgs per clip
     duplicates: int = 2  # ave: IDs listed twice in trainSet.txt, as in the real files
     slices: int = 4  # urbansound8k-av: at most this many slices per freesound recording
-    mixed_rates: bool = True  # urbansound8k-av: wavs at 16 / 22.05 / 44.1 kHz, mono or stereo
+    mixed_rates: bool = True  # urbansound8k-av, folder: audio at 16 / 22.05 / 44.1 kHz (us8k: mono or stereo)
     val_fraction: float = 0.1  # ave lists and crema frames layout: share of val and of test
     test_fraction: float = 0.1
 
@@ -70,11 +71,22 @@ PRESETS: dict[str, dict] = {
         audio_missing=0.05,
         video_missing=0.05,
     ),
+    # Your own data: a few everyday classes, both modalities clear, recordings at mixed rates.
+    "folder": dict(
+        classes=4,
+        seconds=2.0,
+        layout="videos",
+        audio_noise=0.3,
+        video_noise=0.08,
+        audio_missing=0.2,
+        video_missing=0.2,
+    ),
 }
 CANONICAL: dict[str, tuple[str, ...]] = {
     "crema": tuple(CREMA_EMOTIONS),
     "ave": AVE_CLASSES,
     "urbansound8k-av": US8K_CLASSES,
+    "folder": ("bell", "bird", "car", "dog", "drum", "flute", "rain", "siren"),  # synthetic, sorted
 }
 
 

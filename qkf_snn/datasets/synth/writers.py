@@ -98,3 +98,54 @@ def write_mp4(path: Path, frames: np.ndarray, fps: int, wave: np.ndarray, sample
             frame.time_base = Fraction(1, sample_rate)
             container.mux(audio.encode(frame))
         container.mux(audio.encode(None))
+
+
+# Container -> (format, video codec, audio codec): codecs FFmpeg bundles with PyAV, one per container as
+# such files usually come (webm needs VP8 + Opus; the others take MPEG-4 Part 2).
+CONTAINERS: dict[str, tuple[str, str, str]] = {
+    ".mp4": ("mp4", "mpeg4", "aac"),
+    ".mov": ("mov", "mpeg4", "aac"),
+    ".mkv": ("matroska", "mpeg4", "libmp3lame"),
+    ".avi": ("avi", "mpeg4", "libmp3lame"),
+    ".flv": ("flv", "flv", "aac"),
+    ".webm": ("webm", "libvpx", "libopus"),
+}
+OPUS_RATES = (8000, 12000, 16000, 24000, 48000)
+
+
+def write_video(
+    path: Path, frames: np.ndarray, fps: int, wave: np.ndarray | None = None, sample_rate: int = 16000
+) -> None:
+    """A video file in the container its suffix names (``CONTAINERS``), with a mono audio track when
+    ``wave`` is given and none otherwise (a silent film: what "no audio track" looks like)."""
+    fmt, vcodec, acodec = CONTAINERS[path.suffix.lower()]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), "w", format=fmt, options={"fflags": "+bitexact"}) as container:
+        video = _video_stream(container, vcodec, frames, fps)
+        video.bit_rate = 800_000
+        audio = None
+        if wave is not None:
+            if acodec == "libopus" and sample_rate not in OPUS_RATES:
+                raise ValueError(f"{path.name}: Opus takes {OPUS_RATES} Hz, not {sample_rate}")
+            audio = container.add_stream(acodec, rate=sample_rate)
+            audio.layout = "mono"
+            audio.codec_context.thread_count = 1
+        _encode_video(container, video, frames)
+        if audio is not None:
+            samples = np.ascontiguousarray(np.clip(wave, -1, 1)[None], dtype=np.float32)
+            fmt_name = audio.codec_context.codec.audio_formats[0].name  # the encoder's own sample format
+            frame = av.AudioFrame.from_ndarray(samples, format="flt", layout="mono")
+            frame.sample_rate = sample_rate
+            resampler = av.AudioResampler(format=fmt_name, layout="mono", rate=sample_rate)
+            for chunk in resampler.resample(frame):
+                container.mux(audio.encode(chunk))
+            container.mux(audio.encode(None))
+
+
+def write_audio(path: Path, wave: np.ndarray, sample_rate: int) -> None:
+    """An audio file in the format its suffix names: wav (16-bit PCM), flac, ogg (Vorbis) or mp3."""
+    formats = {".wav": ("WAV", "PCM_16"), ".flac": ("FLAC", "PCM_16"), ".ogg": ("OGG", "VORBIS")}
+    formats[".mp3"] = ("MP3", "MPEG_LAYER_III")
+    fmt, subtype = formats[path.suffix.lower()]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(str(path), np.clip(wave, -1.0, 1.0), sample_rate, subtype=subtype, format=fmt)
