@@ -352,6 +352,34 @@ def test_prepare_and_train_through_the_console_script(videos_raw: Path, tmp_path
     assert results["class_names"] == list(CLASSES) and "folder cache" in results["protocol"]
 
 
+@pytest.mark.slow
+def test_manifest_through_the_console_script(tmp_path: Path) -> None:
+    rows = [f"{CLASSES[i % 2]},../media/ví {i}.mp4,{'test' if i < 2 else 'train'}" for i in range(9)]
+    manifest = write_manifest(tmp_path, "label,video,split", rows)
+    size = [
+        "--clip-seconds",
+        "1",
+        "--time-steps",
+        "2",
+        "--image-size",
+        "16",
+        "--n-mels",
+        "16",
+        "--no-progress",
+    ]
+    result = qkf("data", "prepare", "folder", "--manifest", manifest, "--out", tmp_path / "c", *size)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(
+        "folder: found 9, prepared 9, skipped 0 (train 5, val 2, test 2; split manifest)"
+    )  # val: one clip of each class's train rows (4 and 3)
+    assert "note: no val rows in the manifest: val is a stratified 10% of train\n" in result.stdout
+    bad = tmp_path / "bad.csv"
+    bad.write_text("class,video\ncat,x.mp4\n")
+    result = qkf("data", "prepare", "folder", "--manifest", bad, "--out", tmp_path / "c2", *size)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr == f"error: --manifest {bad}: no 'label' column (columns: class, video)\n"
+
+
 @pytest.fixture(scope="module")
 def paired_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("paired")
