@@ -1,9 +1,10 @@
-"""Datasets: raw readers (CREMA-D, AVE, UrbanSound8K-AV), the decode-once cache, synthetic sets.
+"""Datasets: raw readers (CREMA-D, AVE, UrbanSound8K-AV, your own ``folder``), the decode-once cache,
+synthetic sets.
 
 prepare(dataset, raw, out, ...) -> PrepareReport   decode raw files once into a cache
 CachedAVDataset(cache_dir, split, ...)             read the cache (memory-mapped, no decoding)
 synthesize(dataset, out, clips=, seed=, **knobs)   write a synthetic set in the real raw layout
-DATASETS                                           name -> DatasetSpec (layout, splits, defaults)
+DATASETS                                           name -> DatasetSpec (the one list of datasets)
 """
 
 from qkf_snn.datasets.dataset import CachedAVDataset

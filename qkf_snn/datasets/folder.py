@@ -75,9 +75,14 @@ def scan(raw: Path, options: dict) -> ScanResult:
     manifest = options.get("manifest")
     if manifest is not None:
         return scan_manifest(Path(manifest), raw, modalities)
-    if any((raw / d).is_dir() for d in ("audio", *VISUAL_DIRS)):
+    if any(_is_side(raw / d) for d in ("audio", *VISUAL_DIRS)):
         return _scan_paired(raw, modalities)
     return _scan_videos(raw)
+
+
+def _is_side(folder: Path) -> bool:
+    # audio/<class>/... holds class folders; a class that happens to be called "audio" holds files.
+    return folder.is_dir() and any(p.is_dir() for p in _visible(folder))
 
 
 # --- videos with sound -----------------------------------------------------------------------------
@@ -122,13 +127,13 @@ Side = dict[tuple[str, str], tuple[Path, ...]]  # (class, clip) -> file(s)
 
 
 def _scan_paired(raw: Path, modalities: tuple[str, ...]) -> ScanResult:
-    visual = [d for d in VISUAL_DIRS if (raw / d).is_dir()]
+    visual = [d for d in VISUAL_DIRS if _is_side(raw / d)]
     if len(visual) > 1:
         raise UserError(
             f"--raw {raw}: holds {' and '.join(d + '/' for d in visual)}; give one kind of pictures "
             "(video/, image/ or frames/) per dataset"
         )
-    has_audio = (raw / "audio").is_dir()
+    has_audio = _is_side(raw / "audio")
     if "audio" in modalities and not has_audio:
         raise UserError(
             f"--raw {raw}: no audio/ folder (only {visual[0]}/); prepare it with --modalities video"
@@ -291,7 +296,8 @@ def _manifest_row(
         return clip, "wrong label: the label cell is empty", None
     split = row.get("split", "").lower() or None
     if "split" in row and split not in SPLITS:
-        return clip, f"unknown split '{row['split']}' (expected {', '.join(SPLITS)})", None
+        given = f"unknown split '{row['split']}'" if split else "empty split cell"
+        return clip, f"{given} (expected {', '.join(SPLITS)})", None
     paths = {c: _resolve(cells[c], base) for c in MEDIA_COLUMNS if cells[c]}
     visual_col = "video" if "video" in paths else "image" if "image" in paths else None
     audio_col = "audio" if "audio" in paths else "video" if "video" in paths else None

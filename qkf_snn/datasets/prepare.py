@@ -47,7 +47,7 @@ def prepare(
 ) -> PrepareReport:
     """Decode ``dataset`` found under ``raw`` into a cache in ``out``; returns (and saves) the report.
 
-    ``clip_seconds`` defaults to the dataset's usual span (CREMA-D 3 s, AVE 10 s, UrbanSound8K 4 s).
+    ``clip_seconds`` defaults to the dataset's usual span (``DATASETS[dataset].clip_seconds``).
     ``split`` is a split name (see ``DATASETS[dataset].splits``) or, for CREMA-D, a folder with
     ``train.csv``/``test.csv``. ``manifest`` (``folder`` only) is a CSV of clips; ``raw`` then defaults
     to its folder. Rerunning is cheap: finished clips are reused, not decoded again.

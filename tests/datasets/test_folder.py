@@ -118,6 +118,23 @@ def test_video_only_prepares_a_video_without_audio_track(videos_raw: Path, tmp_p
     assert index.modalities == ["video"] and "cat/silent" in {c["id"] for c in index.clips}
 
 
+def test_undecodable_files_are_skipped_with_the_reason(tmp_path: Path) -> None:
+    for name in ("cat/a.mp4", "cat/b.mp4", "cat/c.mp4", "dög walk/d.mkv"):
+        video(tmp_path / "raw" / name, 0, len(name))
+    (tmp_path / "raw" / "cat" / "broken.mp4").write_bytes(b"not a video at all")
+    cut = tmp_path / "raw" / "dög walk" / "cut.mp4"
+    video(cut, 1, 7)
+    cut.write_bytes(cut.read_bytes()[:2000])  # a download that stopped early
+    av_report = prepare("folder", tmp_path / "raw", tmp_path / "av", **TINY)
+    video_report = prepare("folder", tmp_path / "raw", tmp_path / "v", modalities=("video",), **TINY)
+    for report, what in ((av_report, "audio track"), (video_report, "video")):
+        assert (report.found, report.prepared, report.skipped) == (6, 4, 2)
+        assert reasons(report) == {
+            "cat/broken.mp4": f"cannot decode {what}: Invalid data found when processing input",
+            "dög walk/cut.mp4": f"cannot decode {what}: Invalid data found when processing input",
+        }
+
+
 def test_resumable_and_parallel_give_the_same_cache(videos_raw: Path, tmp_path: Path) -> None:
     seen: list[tuple[int, int]] = []
     one = prepare(
@@ -192,6 +209,14 @@ def test_a_modality_not_asked_for_is_never_required(tmp_path: Path) -> None:
     assert "dög walk/swapped" in {c["id"] for c in CacheIndex.load(tmp_path / "i").clips}
 
 
+def test_a_class_named_like_a_layout_folder_is_a_class(tmp_path: Path) -> None:
+    for i, name in enumerate(("audio/a.mp4", "audio/b.mp4", "audio/c.webm", "video/d.mp4", "video/e.mov")):
+        video(tmp_path / "raw" / name, i % 2, i)
+    report = prepare("folder", tmp_path / "raw", tmp_path / "c", **TINY)
+    assert (report.found, report.prepared) == (5, 5)
+    assert CacheIndex.load(tmp_path / "c").class_names == ["audio", "video"]
+
+
 def test_unimodal_sets(tmp_path: Path) -> None:
     for i, label in enumerate(("cat", "cat", "cat", "dög walk", "dög walk", "dög walk")):
         video(tmp_path / "vid" / "video" / label / f"{i}.mkv", CLASSES.index(label), i, sample_rate=None)
@@ -236,6 +261,7 @@ def test_manifest_with_relative_paths_splits_and_spans(tmp_path: Path) -> None:
         ",../media/clip 1.wav,../media/clip 1.jpg,train,,",  # no label
         "cat,../media/clip 2.wav,../media/clip 2.jpg,training,,",  # a split the manifest got wrong
         "cat,../media/clip 3.wav,../media/clip 3.jpg,train,0.8,0.3",  # an empty span
+        "cat,../media/clip 4.wav,../media/clip 4.jpg,,,",  # no split where the others have one
     ]
     manifest = write_manifest(tmp_path, "label,audio,image,split,start,end", rows)
     report = prepare("folder", None, tmp_path / "c", manifest=manifest, **TINY)
@@ -244,8 +270,9 @@ def test_manifest_with_relative_paths_splits_and_spans(tmp_path: Path) -> None:
         "my list.csv:12": "wrong label: the label cell is empty",
         "my list.csv:13": "unknown split 'training' (expected train, val, test)",
         "my list.csv:14": "empty span 0.8-0.3 s",
+        "my list.csv:15": "empty split cell (expected train, val, test)",
     }
-    assert (report.found, report.prepared, report.skipped) == (13, 9, 4)
+    assert (report.found, report.prepared, report.skipped) == (14, 9, 5)
     assert report.split == "manifest"
     assert report.notes == ["no val rows in the manifest: val is a stratified 10% of train"]
     index = CacheIndex.load(tmp_path / "c")
