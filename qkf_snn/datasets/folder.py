@@ -23,7 +23,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from pathlib import Path
 
-from qkf_snn.datasets.records import SPLITS, ClipRecord, ScanResult, SkippedClip, VideoKind
+from qkf_snn.datasets.records import SPLITS, ClipRecord, ScanResult, SkippedClip, VideoKind, rel_path
 from qkf_snn.datasets.splits import (
     DEFAULT_TEST,
     DEFAULT_VAL,
@@ -107,13 +107,13 @@ def _scan_videos(raw: Path) -> ScanResult:
             )
         seen: dict[str, Path] = {}
         for path in entries:
-            clip, rel = f"{folder.name}/{path.stem}", _rel(path, raw)
+            clip, rel = f"{folder.name}/{path.stem}", rel_path(path, raw)
             if path not in videos:
                 what = "a folder" if path.is_dir() else f"file type '{path.suffix or path.name}'"
                 reason = f"unsupported {what} (expected {_ext_list(VIDEO_SUFFIXES)})"
                 result.skipped.append(SkippedClip(clip, rel, reason))
             elif path.stem in seen:
-                reason = f"duplicate clip name (also {_rel(seen[path.stem], raw)})"
+                reason = f"duplicate clip name (also {rel_path(seen[path.stem], raw)})"
                 result.skipped.append(SkippedClip(clip, rel, reason))
             else:
                 seen[path.stem] = path
@@ -182,7 +182,7 @@ def _scan_paired(raw: Path, modalities: tuple[str, ...]) -> ScanResult:
             reason = f"wrong label: {have}/{label}/ but {other}/{elsewhere[0]}/ for the same clip name"
         else:
             reason = f"missing partner file: no {other}/{label}/{stem}.* beside {have}/{label}/{path.name}"
-        result.skipped.append(SkippedClip(clip, _rel(path, raw), reason))
+        result.skipped.append(SkippedClip(clip, rel_path(path, raw), reason))
     return result
 
 
@@ -193,7 +193,7 @@ def _read_side(raw: Path, name: str, suffixes: tuple[str, ...], result: ScanResu
     for folder in _class_dirs(raw / name, f"--raw {raw}: {name}/"):
         found = 0
         for entry in _visible(folder):
-            key, clip, rel = (folder.name, entry.stem), f"{folder.name}/{entry.stem}", _rel(entry, raw)
+            key, clip, rel = (folder.name, entry.stem), f"{folder.name}/{entry.stem}", rel_path(entry, raw)
             if frames:
                 key, clip = (folder.name, entry.name), f"{folder.name}/{entry.name}"
                 files = frame_files(entry) if entry.is_dir() else ()
@@ -210,7 +210,7 @@ def _read_side(raw: Path, name: str, suffixes: tuple[str, ...], result: ScanResu
             if reason:
                 result.skipped.append(SkippedClip(clip, rel, reason))
             elif key in side:
-                reason = f"duplicate clip name (also {_rel(side[key][0], raw)})"
+                reason = f"duplicate clip name (also {rel_path(side[key][0], raw)})"
                 result.skipped.append(SkippedClip(clip, rel, reason))
             else:
                 side[key] = files
@@ -327,10 +327,6 @@ def _manifest_row(
 def _resolve(cell: str, base: Path) -> Path:
     path = Path(cell)
     return path if path.is_absolute() else base / path
-
-
-def _rel(path: Path, raw: Path) -> str:
-    return str(path.relative_to(raw)) if path.is_relative_to(raw) else str(path)
 
 
 # --- splits ----------------------------------------------------------------------------------------

@@ -48,3 +48,8 @@ class ScanResult:
     @property
     def found(self) -> int:
         return len(self.records) + len(self.skipped)
+
+
+def rel_path(path: Path, root: Path) -> str:
+    """``path`` as reports show it: relative to the raw root when inside it, else as given."""
+    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
