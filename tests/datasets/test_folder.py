@@ -14,8 +14,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
+import soundfile as sf
 
 from qkf_snn.datasets import CachedAVDataset, prepare
 from qkf_snn.datasets.cache import CacheIndex, open_array
@@ -26,7 +28,7 @@ from qkf_snn.datasets.records import ClipRecord
 from qkf_snn.datasets.synth.audio import clip_audio
 from qkf_snn.datasets.synth.knobs import SynthKnobs
 from qkf_snn.datasets.synth.video import clip_video
-from qkf_snn.datasets.synth.writers import write_audio, write_jpg, write_video
+from qkf_snn.datasets.synth.writers import CONTAINERS, write_audio, write_jpg, write_video
 from qkf_snn.errors import UserError
 
 QKF = Path(sys.executable).parent / "qkf"  # the installed console script, as users call it
@@ -37,6 +39,29 @@ KNOBS = SynthKnobs(
 CLASSES = ("cat", "dög walk", "solo")  # sorted; "solo" has one clip
 
 
+def _missing_encoders() -> dict[str, str]:
+    """suffix -> what this PyAV / libsndfile build cannot write for it (PyAV wheels bundle them all)."""
+    missing = {}
+    for suffix, (_fmt, *codecs) in CONTAINERS.items():
+        for codec in codecs:
+            try:
+                av.codec.Codec(codec, "w")
+            except av.codec.codec.UnknownCodecError:
+                missing[suffix] = f"PyAV has no {codec} encoder"
+    for suffix, fmt in ((".flac", "FLAC"), (".ogg", "OGG"), (".mp3", "MP3")):
+        if fmt not in sf.available_formats():
+            missing[suffix] = f"libsndfile {sf.__libsndfile_version__} cannot write {fmt}"
+    return missing
+
+
+MISSING = _missing_encoders()
+
+
+def need_encoder(path: Path) -> None:
+    if path.suffix.lower() in MISSING:
+        pytest.skip(f"{path.name}: {MISSING[path.suffix.lower()]}")
+
+
 def media(label: int, seed: int, sample_rate: int = 16000) -> tuple[np.ndarray, np.ndarray]:
     """A class-dependent waveform and 8 frames (the synth sets' sounds and shapes)."""
     rng = np.random.default_rng(seed)
@@ -45,6 +70,7 @@ def media(label: int, seed: int, sample_rate: int = 16000) -> tuple[np.ndarray, 
 
 
 def video(path: Path, label: int, seed: int, sample_rate: int | None = 16000) -> None:
+    need_encoder(path)
     wave, frames = media(label, seed, sample_rate or 16000)
     write_video(path, frames, KNOBS.fps, None if sample_rate is None else wave, sample_rate or 16000)
 
@@ -163,6 +189,7 @@ def write_paired(root: Path, visual: str) -> None:
     for i, (name, rate) in enumerate(sounds.items()):
         label, stem = name.split("/")[0], Path(name).stem
         wave, frames = media(CLASSES.index(label), i, rate)
+        need_encoder(root / "audio" / name)
         write_audio(root / "audio" / name, wave, rate)
         if stem == "lonely":
             continue  # a clip without its partner
@@ -220,6 +247,7 @@ def test_a_class_named_like_a_layout_folder_is_a_class(tmp_path: Path) -> None:
 def test_unimodal_sets(tmp_path: Path) -> None:
     for i, label in enumerate(("cat", "cat", "cat", "dög walk", "dög walk", "dög walk")):
         video(tmp_path / "vid" / "video" / label / f"{i}.mkv", CLASSES.index(label), i, sample_rate=None)
+        need_encoder(tmp_path / f"{i}.flac")
         write_audio(tmp_path / "aud" / "audio" / label / f"{i}.flac", media(0, i)[0], 16000)
     report = prepare("folder", tmp_path / "vid", tmp_path / "v", modalities=("video",), **TINY)
     assert (report.prepared, report.skipped) == (6, 0)
