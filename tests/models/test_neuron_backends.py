@@ -1,10 +1,12 @@
 """Neuron backends: the fused (CPU) and Triton (CUDA; CPU through Triton's interpreter) backends give
 the reference's spikes and membranes bit for bit and its gradients up to summation order, for every
-neuron kind, reset, surrogate and threshold they support; ``auto`` picks them; ``set_backend`` swaps
-them in a whole model without changing its outputs."""
+neuron kind and form (LIF in SpikingJelly's and in snnTorch's form), reset, surrogate and threshold
+they support; ``auto`` picks them; ``set_backend`` swaps them in a whole model without changing its
+outputs."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
@@ -23,14 +25,16 @@ from qkf_snn.models.neurons.fused import SURROGATE_GRADS, surrogate_grad
 from qkf_snn.models.neurons.surrogate import surrogate_spec
 
 REPO = Path(__file__).resolve().parents[2]
-KINDS = ("lif", "plif", "if")
+KINDS = ("lif", "lif_snntorch", "plif", "if")  # lif = the SpikingJelly form (LIF's default)
+FORM_KINDS = {"lif_snntorch": ("lif", {"form": "snntorch"})}
 RESETS = ("zero", "subtract", "none")
 CANONICAL_SURROGATES = tuple(SURROGATE_GRADS)
 
 
 def run_backend(backend: str, x: torch.Tensor, kind: str, *, loss_seed: int = 1, **params):
     """Spikes, membranes, dL/dx and dL/dβ (PLIF) for a loss that uses spikes and membranes."""
-    neuron = make_neuron(kind, backend=backend, **params)
+    kind, extra = FORM_KINDS.get(kind, (kind, {}))
+    neuron = make_neuron(kind, backend=backend, **extra, **params)
     x = x.detach().clone().requires_grad_()
     spikes, mem = neuron.run(x)
     gen = torch.Generator().manual_seed(loss_seed)
@@ -61,20 +65,24 @@ def test_fused_matches_reference(kind, reset, surrogate):
     assert_same(run_backend("reference", x, kind, **params), run_backend("fused", x, kind, **params))
 
 
+@pytest.mark.parametrize("kind", ["lif", "lif_snntorch"])
 @pytest.mark.parametrize(
-    "T,shape,threshold,comparator,tau",
+    "T,shape,threshold,comparator,tau,decay_input",
     [
-        (1, (4, 9), 1.0, "ge", 2.0),
-        (2, (2, 3, 3), 0.7, "gt", 3.0),
-        (16, (2, 33), 1.0, "ge", 2.0),
-        (5, (3, 4, 2, 2), 0.25, "ge", 1.5),
+        (1, (4, 9), 1.0, "ge", 2.0, True),
+        (2, (2, 3, 3), 0.7, "gt", 3.0, True),
+        (16, (2, 33), 1.0, "ge", 2.0, False),
+        (5, (3, 4, 2, 2), 0.25, "ge", 1.5, True),
+        (6, (3, 40), 0.5, "ge", 4 / 3, False),
     ],
 )
-def test_fused_matches_reference_across_shapes(T, shape, threshold, comparator, tau):
-    x = torch.randn(T, *shape) * 2
+def test_fused_matches_reference_across_shapes(kind, T, shape, threshold, comparator, tau, decay_input):
+    x = torch.randn(T, *shape) * (2 if decay_input else 0.7)
     for reset in RESETS:
-        params = dict(reset=reset, threshold=threshold, comparator=comparator, tau=tau)
-        assert_same(run_backend("reference", x, "lif", **params), run_backend("fused", x, "lif", **params))
+        params = dict(
+            reset=reset, threshold=threshold, comparator=comparator, tau=tau, decay_input=decay_input
+        )
+        assert_same(run_backend("reference", x, kind, **params), run_backend("fused", x, kind, **params))
 
 
 @pytest.mark.parametrize("comparator", ["ge", "gt"])
@@ -89,13 +97,15 @@ def test_attention_neuron_integer_inputs_bit_identical(comparator):
     assert ours[0][0][first_step_half].eq(1.0 if comparator == "ge" else 0.0).all()
 
 
-def test_negative_threshold_resets_from_the_first_step():
-    """With θ' < 0 the zero initial membrane already counts as a spike for the next step's reset."""
+@pytest.mark.parametrize("kind", ["lif", "lif_snntorch"])
+def test_negative_threshold_resets_from_the_first_step(kind):
+    """With θ' < 0 the snnTorch form counts the zero initial membrane as a spike for the next step's
+    reset; the SpikingJelly form starts from V = 0 after no reset. Both backends agree either way."""
     x = torch.randn(5, 4, 8)
     for reset in RESETS:
         params = dict(reset=reset, threshold=-0.3, tau=2.0)
-        ref = run_backend("reference", x, "lif", **params)
-        ours = run_backend("fused", x, "lif", **params)
+        ref = run_backend("reference", x, kind, **params)
+        ours = run_backend("fused", x, kind, **params)
         assert torch.equal(ours[0], ref[0]) and torch.equal(ours[1], ref[1])
         torch.testing.assert_close(ours[2], ref[2], rtol=1e-5, atol=1e-6)
 
@@ -131,12 +141,15 @@ def test_fused_chunking_is_invisible(monkeypatch, chunk_elements):
         for kind in KINDS:
             params = dict(reset=reset, threshold=0.5)
             assert_same(run_backend("reference", x, kind, **params), run_backend("fused", x, kind, **params))
-        with torch.no_grad():
-            ref_spikes, ref_mem = make_neuron("lif", backend="reference", reset=reset).run(x)
-            spikes, mem = make_neuron("lif", backend="fused", reset=reset).run(x)
-            no_mem_spikes, none = make_neuron("lif", backend="fused", reset=reset).run(x, record_mem=False)
-        assert torch.equal(spikes, ref_spikes) and torch.equal(mem, ref_mem)
-        assert torch.equal(no_mem_spikes, ref_spikes) and none is None
+        for form in ("spikingjelly", "snntorch"):
+            with torch.no_grad():
+                ref_spikes, ref_mem = make_neuron("lif", backend="reference", reset=reset, form=form).run(x)
+                spikes, mem = make_neuron("lif", backend="fused", reset=reset, form=form).run(x)
+                no_mem_spikes, none = make_neuron("lif", backend="fused", reset=reset, form=form).run(
+                    x, record_mem=False
+                )
+            assert torch.equal(spikes, ref_spikes) and torch.equal(mem, ref_mem)
+            assert torch.equal(no_mem_spikes, ref_spikes) and none is None
 
 
 def test_fused_bf16_input_spikes_and_gradients_bit_identical():
@@ -151,8 +164,10 @@ def test_fused_bf16_input_spikes_and_gradients_bit_identical():
             assert torch.equal(ours[2], ref[2])  # same float32 values before the bf16 rounding
 
 
-def test_fused_saves_only_the_membrane():
-    """Saved for backward: the float32 pre-reset membrane (4 bytes per neuron-step) and the 0-dim β."""
+@pytest.mark.parametrize("form,ratio", [("spikingjelly", 1), ("snntorch", 2)])
+def test_fused_saves_only_the_membrane(form, ratio):
+    """Saved for backward: the float32 pre-reset membrane (4 bytes per neuron-step) and a 0-dim
+    float32 (β, or τ in the SpikingJelly form)."""
 
     def saved_bytes(backend: str) -> int:
         seen: dict[int, int] = {}
@@ -165,21 +180,21 @@ def test_fused_saves_only_the_membrane():
 
         x = torch.randn(8, 4, 256).requires_grad_()
         with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-            make_neuron("lif", backend=backend)(x)
+            make_neuron("lif", backend=backend, form=form)(x)
         return sum(seen.values())
 
     assert saved_bytes("fused") == 8 * 4 * 256 * 4 + 4
-    assert saved_bytes("reference") > 2 * saved_bytes("fused")
+    assert saved_bytes("reference") > ratio * saved_bytes("fused")
 
 
 def test_unused_spikes_or_membranes_give_zero_gradient_paths():
     """A loss on membranes only (no spike gradient) or spikes only must still match the reference."""
     x = torch.randn(6, 3, 11) * 2
-    for use in ("mem", "spikes"):
+    for use, form in itertools.product(("mem", "spikes"), ("spikingjelly", "snntorch")):
         grads = []
         for backend in ("reference", "fused"):
             xx = x.clone().requires_grad_()
-            spikes, mem = make_neuron("lif", backend=backend).run(xx)
+            spikes, mem = make_neuron("lif", backend=backend, form=form).run(xx)
             (mem.pow(2).sum() if use == "mem" else spikes.sum()).backward()
             grads.append(xx.grad)
         torch.testing.assert_close(grads[1], grads[0], rtol=1e-5, atol=1e-6)
@@ -202,7 +217,8 @@ def test_auto_prefers_fused_on_cpu_and_keeps_reference_for_qif():
     x = torch.randn(4, 2, 3)
     assert AUTO_ORDER == ["triton", "fused", "reference"]
     for kind in KINDS:
-        assert resolve_backend("auto", make_neuron(kind), x).name == "fused"
+        kind, extra = FORM_KINDS.get(kind, (kind, {}))
+        assert resolve_backend("auto", make_neuron(kind, **extra), x).name == "fused"
     assert resolve_backend("auto", make_neuron("qif"), x).name == "reference"
     if os.environ.get("TRITON_INTERPRET") != "1":
         with pytest.raises(UserError, match="neuron backend 'triton' cannot run LIF on cpu"):
@@ -260,7 +276,7 @@ _INTERPRETER_SCRIPT = textwrap.dedent(
                           spikes=torch.equal(ours[0], ref[0]), mem=torch.equal(ours[1], ref[1]),
                           spike_dtype=str(ours[0].dtype), grad=bool(grad_ok), beta=bool(beta_ok),
                           rate=float(ref[0].float().mean())))
-    for kind in ("lif", "plif", "if"):
+    for kind in ("lif", "lif_snntorch", "plif", "if"):
         for reset in ("zero", "subtract", "none"):
             for surrogate in ("sigmoid", "atan", "fast_sigmoid", "triangular", "straight_through",
                               "spike_rate_escape"):
@@ -270,9 +286,24 @@ _INTERPRETER_SCRIPT = textwrap.dedent(
     check("lif", torch.randn(1, 5, 9), threshold=0.7, tau=3.0)                   # T = 1
     check("lif", torch.randn(16, 2, 1100) * 2, reset="subtract")                 # > 1 program
     check("lif", torch.randn(5, 4, 8), reset="subtract", threshold=-0.3)         # θ' < 0
-    for kind in ("lif", "plif"):                                                 # bf16 in / out
+    for kind in ("lif", "lif_snntorch", "plif"):                                 # bf16 in / out
         check(kind, (torch.randn(6, 3, 40) * 2).to(torch.bfloat16), tol_bf16=True, threshold=0.5)
-    print(json.dumps(cases))
+    for tau in (1.5, 4 / 3):                                                     # SpikingJelly form
+        for decay_input in (True, False):
+            for reset in ("zero", "subtract"):
+                check("lif", torch.randn(6, 2, 50) * (1.5 if decay_input else 0.6), tau=tau,
+                      decay_input=decay_input, reset=reset, threshold=0.7)
+    # against SpikingJelly 2.0 itself, the issue's example included
+    from test_neurons import ISSUE_X, spikingjelly_lif
+    from qkf_snn.models.neurons import make_neuron
+    sj = []
+    for x, tau, reset in ((torch.tensor(ISSUE_X).reshape(2, 1), 2.0, "zero"),
+                          (torch.randn(8, 4, 300) * 1.5, 2.0, "zero"),
+                          (torch.randn(8, 4, 300) * 1.5, 4 / 3, "subtract")):
+        ref_s, _, ref_h = spikingjelly_lif(x, tau, 1.0, reset)
+        s, h = make_neuron("lif", tau=tau, reset=reset, backend="triton").run(x)
+        sj.append(dict(spikes=torch.equal(s, ref_s), mem=torch.equal(h, ref_h), fired=float(ref_s.sum())))
+    print(json.dumps(dict(cases=cases, sj=sj)))
     """
 )
 
@@ -280,14 +311,17 @@ _INTERPRETER_SCRIPT = textwrap.dedent(
 @pytest.mark.slow
 def test_triton_kernels_bit_identical_under_interpreter():
     pytest.importorskip("triton")
+    pytest.importorskip("spikingjelly")
     env = {**os.environ, "TRITON_INTERPRET": "1", "QKF_TEST_DIR": str(Path(__file__).parent)}
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
     proc = subprocess.run(
         [sys.executable, "-c", _INTERPRETER_SCRIPT], env=env, capture_output=True, text=True, timeout=600
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    cases = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert len(cases) == 3 * 3 * 6 + 7
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    cases = result["cases"]
+    assert len(cases) == 4 * 3 * 6 + 5 + 3 + 8
+    assert result["sj"] and all(c["spikes"] and c["mem"] and c["fired"] > 0 for c in result["sj"])
     failed = [c for c in cases if not (c["spikes"] and c["mem"] and c["grad"] and c["beta"])]
     assert not failed, failed
     assert all(0 < c["rate"] < 1 for c in cases)
@@ -325,3 +359,20 @@ def test_triton_bf16_and_auto_on_cuda():
     assert torch.equal(ours[0], ref[0]) and torch.equal(ours[1], ref[1])
     # dL/dx is rounded to bf16 from float32 values that may differ in the last float32 bit
     torch.testing.assert_close(ours[2].float(), ref[2].float(), rtol=2**-7, atol=1e-3)
+
+
+@cuda
+@pytest.mark.cuda
+@pytest.mark.parametrize("tau", [2.0, 1.5, 4 / 3])
+def test_every_backend_equals_spikingjelly_on_cuda(tau):
+    """On the GPU: SpikingJelly's own CUDA kernels (IEEE division by float32 τ) against our three
+    backends, random inputs, hard and soft reset."""
+    from test_neurons import spikingjelly_lif
+
+    x = torch.randn(8, 16, 5000, device="cuda") * 1.5
+    for reset in ("zero", "subtract"):
+        ref_spikes, _, ref_h = spikingjelly_lif(x, tau, 1.0, reset)
+        for backend in ("reference", "fused", "triton"):
+            spikes, h = make_neuron("lif", tau=tau, reset=reset, backend=backend).run(x)
+            assert torch.equal(spikes, ref_spikes), backend
+            assert torch.equal(h, ref_h), backend

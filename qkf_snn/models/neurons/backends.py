@@ -1,13 +1,14 @@
 """Multi-step backends: how a neuron runs over the time axis.
 
 A backend is a function ``(neuron, x[T, ...], record_mem) -> (spikes[T, ...], mem[T, ...] | None)``
-that starts from zero state. ``reference`` loops snnTorch's own single-step ``forward``; it defines
-the semantics every other backend must match bit for bit (spikes and membranes, float32).
+that starts from zero state. ``reference`` defines the semantics every other backend must match bit
+for bit (spikes and membranes, float32): for the snnTorch form it loops snnTorch's own single-step
+``Leaky.forward``, for the SpikingJelly form SpikingJelly's ``LIFNode`` expression (see ``lif.py``).
 ``auto`` takes the first backend in ``AUTO_ORDER`` whose ``supports`` accepts the neuron and input.
 
 Registered here:
 
-* ``reference``: snnTorch, step by step (every neuron, every device).
+* ``reference``: snnTorch (or SpikingJelly's expression), step by step (every neuron, every device).
 * ``fused``: one autograd node over the T loop (``fused.py``; LIF / IF / PLIF, any device).
 * ``triton``: one forward and one backward kernel (``triton_lif.py``; LIF / IF / PLIF on CUDA when
   Triton is installed, or on CPU tensors under ``TRITON_INTERPRET=1``).
@@ -82,7 +83,7 @@ def resolve_backend(name: str, neuron: torch.nn.Module, x: torch.Tensor) -> Back
     return backend
 
 
-def run_reference(
+def run_snntorch_reference(
     neuron: torch.nn.Module, x: torch.Tensor, record_mem: bool
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Plain snnTorch, one ``Leaky.forward`` call per time step, state passed explicitly."""
@@ -98,6 +99,51 @@ def run_reference(
     neuron.mem = torch.zeros(0, device=x.device)
     neuron.reset = None
     return torch.stack(spikes), (torch.stack(mems) if record_mem else None)
+
+
+def run_spikingjelly_reference(
+    neuron: torch.nn.Module, x: torch.Tensor, record_mem: bool
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """SpikingJelly 2.0's ``LIFNode`` step (``_ops/lif``: charge, fire, detached reset), written out
+    with the same float32 operations in the same order; the spike goes through the neuron's
+    snnTorch surrogate, whose forward is ``H - θ' > 0``, i.e. ``H >= θ`` for ``comparator="ge"``.
+
+    τ is a 0-dim tensor on x's device: dividing by it is IEEE division on CPU and CUDA alike (a
+    Python-float divisor would be turned into a multiplication by its reciprocal on CUDA).
+    SpikingJelly's ``V - v_reset`` with v_reset = 0 is V itself, so it is left out.
+    """
+    tau = torch.tensor(neuron.tau, dtype=torch.float32, device=x.device)
+    theta = neuron.reset_threshold()
+    v = torch.zeros_like(x[0])
+    spikes, mems = [], []
+    for t in range(x.shape[0]):
+        h = v + (x[t] - v) / tau if neuron.decay_input else v - v / tau + x[t]
+        spike = neuron.spike_grad(h - neuron.threshold)
+        s = spike.detach()  # SpikingJelly's detach_reset=True, as in the official QKFormer
+        if neuron.reset_name == "zero":
+            v = s * 0.0 + (1.0 - s) * h
+        elif neuron.reset_name == "subtract":
+            v = h - s * theta
+        else:
+            v = h
+        spikes.append(spike)
+        if record_mem:
+            mems.append(h)
+    return torch.stack(spikes), (torch.stack(mems) if record_mem else None)
+
+
+# The reference semantics of each neuron form (``MultiStepNeuron.form``).
+REFERENCES: dict[str, BackendFn] = {
+    "snntorch": run_snntorch_reference,
+    "spikingjelly": run_spikingjelly_reference,
+}
+
+
+def run_reference(
+    neuron: torch.nn.Module, x: torch.Tensor, record_mem: bool
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The reference loop of the neuron's form."""
+    return REFERENCES[getattr(neuron, "form", "snntorch")](neuron, x, record_mem)
 
 
 def set_backend(model: torch.nn.Module, name: str) -> int:

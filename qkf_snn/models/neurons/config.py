@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from qkf_snn.errors import UserError
 from qkf_snn.models.neurons.lif import MultiStepNeuron, make_neuron
 
 
@@ -13,8 +14,11 @@ class NeuronConfig:
     """Which neuron every spiking layer of a model uses.
 
     Defaults reproduce the official QKFormer neuron (SpikingJelly LIF, τ = 2, hard reset to 0,
-    detached reset, sigmoid surrogate with slope 4, fire on ``>=``). Layers that need another
-    threshold (the attention neurons use 0.5) pass it to :meth:`build`.
+    detached reset, sigmoid surrogate with slope 4, fire on ``>=``), with SpikingJelly's own update
+    expression. Layers that need another threshold (the attention neurons use 0.5) pass it to
+    :meth:`build`. ``form`` picks LIF's update expression ("spikingjelly", the default when unset,
+    or "snntorch"); the other kinds have one update each, so they take no ``form``. A checkpoint
+    saved before ``form`` existed loads with the default (its β and θ buffers are unchanged).
     """
 
     kind: str = "lif"
@@ -26,6 +30,7 @@ class NeuronConfig:
     surrogate: str = "sigmoid"
     surrogate_params: dict[str, float] = field(default_factory=dict)
     backend: str = "auto"
+    form: str | None = None
 
     def build(self, **overrides: Any) -> MultiStepNeuron:
         """A fresh neuron module with these settings; ``overrides`` win (e.g. ``threshold=0.5``)."""
@@ -38,7 +43,12 @@ class NeuronConfig:
             backend=cfg.backend,
         )
         if cfg.kind == "lif":
-            return make_neuron("lif", tau=cfg.tau, decay_input=cfg.decay_input, reset=cfg.reset, **common)
+            form = {} if cfg.form is None else {"form": cfg.form}
+            return make_neuron(
+                "lif", tau=cfg.tau, decay_input=cfg.decay_input, reset=cfg.reset, **form, **common
+            )
+        if cfg.form is not None:
+            raise UserError(f"neuron form applies to kind 'lif' only (kind {cfg.kind!r} has one update)")
         if cfg.kind == "plif":
             return make_neuron(
                 "plif", init_tau=cfg.tau, decay_input=cfg.decay_input, reset=cfg.reset, **common

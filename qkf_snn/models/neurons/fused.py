@@ -29,6 +29,17 @@ so spikes and membranes equal the reference bit for bit (``x - θ' > 0`` and ``x
 float32, IEEE subtraction being exact in sign; ``1 - R`` is computed as ``1[U <= θ']``, the same
 0/1). Gradients match the reference's autograd up to float summation order. Pure PyTorch, so it runs
 on any device; ``auto`` prefers it on CPU.
+
+The SpikingJelly form of LIF (``sj_forward`` / ``sj_backward``) follows SpikingJelly's expression:
+
+    H[t] = V[t-1] + (X[t] - V[t-1]) / τ          (decay_input; else (V[t-1] - V[t-1] / τ) + X[t])
+    S[t] = 1[H[t] - θ' > 0]
+    zero:     V[t] = 1[H[t] <= θ'] · H[t]        (SpikingJelly's S·0 + (1 - S)·H, the same value)
+    subtract: V[t] = H[t] - S[t] · θ              (θ = the nominal float32 threshold)
+    none:     V[t] = H[t]                        (V[-1] = 0)
+
+five ops per step instead of four; the backward is dL/dX[t] = dL/dH[t] / τ (decay_input) and
+dL/dV[t-1] = dL/dH[t] - dL/dH[t] / τ, as autograd evaluates the reference expression.
 """
 
 from __future__ import annotations
@@ -132,6 +143,10 @@ def split_input_scale(neuron: torch.nn.Module, x: torch.Tensor) -> tuple[torch.T
     if type(neuron).scaled_input is MultiStepNeuron.scaled_input:
         return x, neuron.input_scale
     return neuron.scaled_input(x.float()), 1.0
+
+
+def is_spikingjelly_form(neuron: torch.nn.Module) -> bool:
+    return getattr(neuron, "form", "snntorch") == "spikingjelly"
 
 
 # --- forward and backward ------------------------------------------------------------------------------
@@ -256,6 +271,137 @@ def lif_backward(
     return g, (None if grad_b is None else grad_b.reshape(b.shape))
 
 
+def sj_forward(
+    x: torch.Tensor,
+    tau: torch.Tensor,
+    theta: float,
+    reset_theta: float,
+    reset: ResetName,
+    decay_input: bool,
+    spike_dtype: torch.dtype,
+    keep_mem: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """SpikingJelly form: spikes ``[T, ...]`` in ``spike_dtype`` and float32 pre-reset membranes H
+    (``None`` unless ``keep_mem``) for the raw input ``x``. ``tau`` is a float32 0-dim tensor on x's
+    device (IEEE division on every device), ``theta`` = θ', ``reset_theta`` = θ."""
+    T, step = x.shape[0], x.shape[1:]
+    chunk = _chunk(T, x[0].numel())
+    f32 = dict(dtype=torch.float32, device=x.device)
+    spk = torch.empty(x.shape, dtype=spike_dtype, device=x.device)
+    h = torch.empty(x.shape, **f32) if keep_mem else torch.empty(chunk, *step, **f32)
+    xs = torch.empty(chunk, *step, **f32) if x.dtype != torch.float32 else None
+    v = torch.zeros(step, **f32)  # V[t-1], after the reset
+    tmp = torch.empty(step, **f32)
+    fired = torch.empty(step, **f32) if reset == "subtract" else None
+    for t0 in range(0, T, chunk):
+        n = min(chunk, T - t0)
+        xc = x[t0 : t0 + n] if xs is None else xs[:n].copy_(x[t0 : t0 + n])
+        hc = h[t0 : t0 + n] if keep_mem else h[:n]
+        for i in range(n):
+            cur = hc[i]
+            if decay_input:
+                torch.add(v, torch.sub(xc[i], v, out=tmp).div_(tau), out=cur)
+            else:
+                torch.add(torch.sub(v, torch.div(v, tau, out=tmp), out=tmp), xc[i], out=cur)
+            if reset == "zero":
+                torch.le(cur, theta, out=v).mul_(cur)
+            elif reset == "subtract":
+                # S·θ is 0 or θ exactly, so the multiply-subtract rounds once, like H - S·θ.
+                torch.sub(cur, torch.gt(cur, theta, out=fired), alpha=reset_theta, out=v)
+            else:
+                v.copy_(cur)
+        torch.gt(hc, theta, out=spk[t0 : t0 + n])
+    return spk, (h if keep_mem else None)
+
+
+def sj_backward(
+    grad_spk: torch.Tensor | None,
+    grad_mem: torch.Tensor | None,
+    h: torch.Tensor,
+    tau: torch.Tensor,
+    theta: float,
+    reset: ResetName,
+    decay_input: bool,
+    surrogate: SurrogateSpec,
+) -> torch.Tensor:
+    """dL/dX (float32) for the SpikingJelly form, one reverse pass:
+
+    dL/dH[t] = dL/dS[t] · σ'(H[t] - θ') + dL/dH_out[t] + k[t] · (dL/dH[t+1] - dL/dH[t+1] / τ)
+    k[t] = 1 - S[t] for the zero reset (detached), 1 otherwise;  dL/dX[t] = dL/dH[t] (/ τ).
+    """
+    T, step = h.shape[0], h.shape[1:]
+    chunk = _chunk(T, h[0].numel())
+    g = torch.empty_like(h)  # dL/dH[t], turned into dL/dX[t] once step t-1 has used it
+    v, c = torch.empty(chunk, *step, device=h.device), torch.empty(chunk, *step, device=h.device)
+    carry = torch.empty(step, device=h.device)
+    gs32 = None
+    if grad_spk is not None and grad_spk.dtype != torch.float32:
+        gs32 = torch.empty(chunk, *step, device=h.device)
+    write_surrogate = SURROGATE_GRADS[surrogate.name]
+    t1 = T
+    while t1 > 0:
+        t0 = max(0, t1 - chunk)
+        n, gc, hc = t1 - t0, g[t0:t1], h[t0:t1]
+        if grad_spk is None:
+            gc.zero_()
+        else:
+            gs = grad_spk[t0:t1] if gs32 is None else gs32[:n].copy_(grad_spk[t0:t1])
+            write_surrogate(gs, torch.sub(hc, theta, out=v[:n]), gc, **surrogate.params)
+        if grad_mem is not None:
+            gc.add_(grad_mem[t0:t1])
+        m = min(t1, T - 1) - t0  # steps of this chunk that have a successor
+        keep = torch.le(h[t0 : t0 + m], theta, out=c[:m]) if (m > 0 and reset == "zero") else None
+        for t in range(t0 + m - 1, t0 - 1, -1):
+            # dL/dV[t] = g[t+1] - g[t+1] / τ: autograd's g + (-g / τ) through V + (X - V) / τ
+            torch.sub(g[t + 1], torch.div(g[t + 1], tau, out=carry), out=carry)
+            if keep is None:
+                g[t].add_(carry)
+            else:
+                g[t].addcmul_(keep[t - t0], carry)  # k·carry is carry or 0 exactly
+        if decay_input:
+            g[t0 + 1 : t1 + 1].div_(tau)  # every step after t0 has now been used by its predecessor
+        t1 = t0
+    if decay_input:
+        g[0].div_(tau)
+    return g
+
+
+class FusedSpikingJelly(torch.autograd.Function):
+    """``x -> (spikes, membranes H)`` over all T steps for the SpikingJelly form; one autograd node."""
+
+    @staticmethod
+    def forward(ctx, x, tau, theta, reset_theta, reset, decay_input, surrogate, spike_dtype):  # type: ignore[override]
+        spk, h = sj_forward(x, tau, theta, reset_theta, reset, decay_input, spike_dtype)
+        ctx.save_for_backward(h, tau)
+        ctx.set_materialize_grads(False)
+        ctx.theta, ctx.reset, ctx.decay_input, ctx.surrogate = theta, reset, decay_input, surrogate
+        ctx.x_dtype = x.dtype
+        return spk, h
+
+    @staticmethod
+    def backward(ctx, grad_spk, grad_mem):  # type: ignore[override]
+        h, tau = ctx.saved_tensors
+        gx = sj_backward(grad_spk, grad_mem, h, tau, ctx.theta, ctx.reset, ctx.decay_input, ctx.surrogate)
+        return gx.to(ctx.x_dtype), None, None, None, None, None, None, None
+
+
+def run_fused_spikingjelly(
+    neuron: torch.nn.Module, x: torch.Tensor, record_mem: bool
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    tau = torch.tensor(neuron.tau, dtype=torch.float32, device=x.device)
+    args = (
+        float(neuron.threshold),
+        neuron.reset_threshold(),
+        neuron.reset_name,
+        neuron.decay_input,
+    )
+    if torch.is_grad_enabled() and x.requires_grad:
+        spk, h = FusedSpikingJelly.apply(x, tau, *args, neuron.surrogate, x.dtype)
+    else:
+        spk, h = sj_forward(x, tau, *args, x.dtype, keep_mem=record_mem)
+    return spk, (h if record_mem else None)
+
+
 class FusedLeaky(torch.autograd.Function):
     """``(x, b) -> (spikes, membranes)`` over all T steps; one autograd node."""
 
@@ -282,6 +428,8 @@ def run_fused(
     neuron: torch.nn.Module, x: torch.Tensor, record_mem: bool
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Backend entry point (``raw_input``): ``x`` as the layer received it; spikes in its dtype."""
+    if is_spikingjelly_form(neuron):
+        return run_fused_spikingjelly(neuron, x, record_mem)
     spike_dtype = x.dtype
     x, scale = split_input_scale(neuron, x)
     b = neuron.beta.clamp(0, 1)  # autograd applies the clamp's gradient mask for PLIF

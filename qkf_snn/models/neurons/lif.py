@@ -1,21 +1,34 @@
 """Multi-step spiking neurons on snnTorch: LIF, PLIF, IF and QIF, and the ``make_neuron`` factory.
 
 Every neuron is an ``snntorch.Leaky`` subclass whose ``forward`` takes ``[T, B, ...]`` and returns
-spikes ``[T, B, ...]``, starting from zero membrane on every call. Per step (snnTorch's order, with
-its default one-step reset delay):
+spikes ``[T, B, ...]`` and starts from zero membrane on every call. Two update rules ("forms"):
+
+``form="snntorch"`` (PLIF, IF, QIF always; LIF on request): snnTorch's ``Leaky`` order, with its
+default one-step reset delay,
 
     R[t] = 1[U[t-1] > θ']                      (detached; the reset uses last step's spike)
     U[t] = β · (1 - R[t]) · U[t-1] + s · X[t]  (zero reset; "subtract": - R[t]·θ', "none": no reset)
     S[t] = 1[U[t] > θ']
 
-``U`` is the pre-reset membrane (SpikingJelly's H). With β = 1 - 1/τ and input scale s = 1/τ
-(``decay_input``) this is SpikingJelly's LIF with hard reset to 0 and detached reset: the official
-QKFormer neuron for τ = 2.
+with β = 1 - 1/τ and input scale s = 1/τ (``decay_input``). Bit-identical to ``snntorch.Leaky``.
+
+``form="spikingjelly"`` (LIF's default: the official QKFormer neuron): SpikingJelly's ``LIFNode``
+expression, operation for operation, in float32 (τ rounded to float32, IEEE division):
+
+    H[t] = V[t-1] + (X[t] - V[t-1]) / τ        (decay_input; else H[t] = (V[t-1] - V[t-1] / τ) + X[t])
+    S[t] = 1[H[t] >= θ]
+    V[t] = (1 - S[t]) · H[t]  (zero, SpikingJelly's v_reset = 0), H[t] - S[t] · θ (subtract, its
+           v_reset = None), H[t] (none);  V[-1] = 0; the reset is detached (detach_reset=True)
+
+Algebraically both are the same LIF, but ``0.5·V + 0.5·X`` and ``V + (X - V)/2`` round differently
+(about a fifth of float32 membranes differ by an ulp), which flips a spike whenever H lands within
+an ulp of θ. ``U`` / ``H`` (the pre-reset membrane) is what ``run`` records in both forms.
 
 Comparator. SpikingJelly fires on ``H >= θ``; snnTorch's Heaviside fires on ``U - θ > 0``. With
 ``comparator="ge"`` (our default) the stored threshold is θ' = nextafter(θ, -inf) in float32, so
 ``U > θ'`` holds exactly when ``U >= θ`` for every float32 ``U``. This matters for the attention
 neuron, whose input is an integer count: one Q spike gives H = 0.5, which must fire at θ = 0.5.
+The soft reset of the SpikingJelly form subtracts θ itself (float32), as SpikingJelly does.
 Neuron arithmetic always runs in float32 (a bf16 input is upcast) so θ' is never rounded away.
 """
 
@@ -33,6 +46,8 @@ from qkf_snn.models.neurons.surrogate import surrogate_spec
 
 Reset = Literal["zero", "subtract", "none"]
 Comparator = Literal["ge", "gt"]
+Form = Literal["spikingjelly", "snntorch"]
+FORMS = ("spikingjelly", "snntorch")
 NeuronKind = Literal["lif", "plif", "if", "qif"]
 
 
@@ -50,6 +65,7 @@ class MultiStepNeuron(snn.Leaky):
     """Base of our neurons: snnTorch ``Leaky`` with keyword-only settings and a multi-step forward."""
 
     kind: str = "lif"
+    form: Form = "snntorch"  # LIF may switch to "spikingjelly"; see the module doc
 
     def __init__(
         self,
@@ -112,16 +128,20 @@ class MultiStepNeuron(snn.Leaky):
 
     def extra_repr(self) -> str:
         return (
-            f"kind={self.kind}, beta={self.beta.item():.4g}, threshold={self.nominal_threshold:g}"
+            f"kind={self.kind}, form={self.form}, beta={self.beta.item():.4g},"
+            f" threshold={self.nominal_threshold:g}"
             f" ({self.comparator}), input_scale={self.input_scale:.4g}, reset={self.reset_name},"
             f" surrogate={self.surrogate.name}{self.surrogate.params}, backend={self.backend}"
         )
 
 
 class LIF(MultiStepNeuron):
-    """Leaky integrate-and-fire: U = β·U + s·X. Give ``tau`` (β = 1 - 1/τ) or ``beta``.
+    """Leaky integrate-and-fire. Give ``tau`` (β = 1 - 1/τ) or ``beta`` (τ = 1/(1 - β)).
 
-    ``decay_input=True`` scales the input by s = 1 - β (SpikingJelly's default); otherwise s = 1.
+    ``form="spikingjelly"`` (default) integrates with SpikingJelly's ``LIFNode`` expression,
+    ``form="snntorch"`` with snnTorch's ``Leaky`` one, U = β·U + s·X (see the module doc).
+    ``decay_input=True`` (SpikingJelly's default) lets the input decay too: s = 1 - β in the
+    snnTorch form, ``(X - V)/τ`` in the SpikingJelly form; otherwise the input is added unscaled.
     """
 
     kind = "lif"
@@ -133,16 +153,40 @@ class LIF(MultiStepNeuron):
         beta: float | None = None,
         decay_input: bool = True,
         threshold: float = 1.0,
+        form: Form = "spikingjelly",
         **kwargs,
     ) -> None:
+        if form not in FORMS:
+            raise UserError(f"unknown LIF form {form!r}; choose {' or '.join(FORMS)}")
         if beta is None:
             if tau is None or tau < 1.0:
                 raise UserError(f"LIF tau must be >= 1 (got {tau})")
             beta = 1.0 - 1.0 / tau
-        if not 0.0 <= beta <= 1.0:
+        elif not 0.0 <= beta <= 1.0:
             raise UserError(f"LIF beta must be in [0, 1] (got {beta})")
+        else:
+            if form == "spikingjelly" and beta == 1.0:
+                raise UserError("LIF beta = 1 has no finite tau in the spikingjelly form; use kind 'if'")
+            tau = 1.0 / (1.0 - beta) if beta < 1.0 else math.inf
         scale = float(torch.tensor(1.0) - torch.tensor(beta, dtype=torch.float32)) if decay_input else 1.0
         super().__init__(beta=beta, threshold=threshold, input_scale=scale, **kwargs)
+        self.form = form
+        # SpikingJelly divides by τ as a float32 (a Python float in a float32 op); kept as a plain
+        # attribute, so checkpoints (β and θ' buffers) are the same in both forms.
+        self.tau = float(tau)
+        self.decay_input = decay_input
+
+    def scaled_input(self, x: torch.Tensor) -> torch.Tensor:
+        # The SpikingJelly form takes X unscaled: (X - V)/τ is part of its charge expression.
+        return x if self.form == "spikingjelly" else super().scaled_input(x)
+
+    def reset_threshold(self) -> float:
+        """θ rounded to float32: what SpikingJelly's soft reset subtracts (θ' is only compared with).
+        From the nominal value, a Python float, so reading it never synchronises with a GPU."""
+        return float(torch.tensor(self.nominal_threshold, dtype=torch.float32))
+
+    def extra_repr(self) -> str:
+        return f"tau={self.tau:g}, decay_input={self.decay_input}, " + super().extra_repr()
 
 
 class PLIF(MultiStepNeuron):

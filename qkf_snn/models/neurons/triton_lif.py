@@ -16,6 +16,11 @@ Traffic per neuron-step for a bf16 training step: forward 2 (X) + 2 (S) + 4 (U) 
 2 (dL/dS) + 4 (U) + 2 (dL/dX) bytes: 16 bytes, against a floor of 10 for kernels that would keep U in
 bf16 (which would change the surrogate's value and the reset decisions, so is not done here).
 
+The SpikingJelly form of LIF has its own pair of kernels (``_sj_forward_kernel``,
+``_sj_backward_kernel``) with SpikingJelly's expression (see ``fused.py``), dividing by τ with
+``tl.div_rn`` (IEEE round-to-nearest, as SpikingJelly's own Triton kernel; Triton's ``/`` is not
+correctly rounded).
+
 With ``TRITON_INTERPRET=1`` set before Triton is imported the same kernels run on CPU tensors
 (through NumPy): that is how the test suite checks them without a GPU.
 """
@@ -29,7 +34,7 @@ import torch
 import triton
 import triton.language as tl
 
-from qkf_snn.models.neurons.fused import leaky_dynamics, split_input_scale
+from qkf_snn.models.neurons.fused import is_spikingjelly_form, leaky_dynamics, split_input_scale
 from qkf_snn.models.neurons.surrogate import SurrogateSpec
 
 INTERPRET = os.environ.get("TRITON_INTERPRET", "0") == "1"
@@ -164,6 +169,71 @@ def _lif_backward_kernel(
         tl.store(gb_ptr + pid, tl.sum(gb, axis=0))
 
 
+@triton.jit
+def _sj_forward_kernel(
+    x_ptr, spk_ptr, h_ptr, theta_ptr, N, tau, reset_theta,
+    T: tl.constexpr, RESET: tl.constexpr, DECAY_INPUT: tl.constexpr, STORE_H: tl.constexpr,
+    BLOCK: tl.constexpr,
+):  # fmt: skip
+    offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    mask = offs < N
+    theta = tl.load(theta_ptr).to(tl.float32)  # θ'
+    v = tl.zeros([BLOCK], dtype=tl.float32)  # V[t-1], after the reset
+    x_ptrs, spk_ptrs, h_ptrs = x_ptr + offs, spk_ptr + offs, h_ptr + offs
+    for _ in range(T):
+        x = tl.load(x_ptrs, mask=mask, other=0.0).to(tl.float32)
+        if DECAY_INPUT:
+            h = v + tl.div_rn(x - v, tau)
+        else:
+            h = (v - tl.div_rn(v, tau)) + x
+        s = ((h - theta) > 0).to(tl.float32)
+        tl.store(spk_ptrs, s.to(spk_ptr.dtype.element_ty), mask=mask)
+        if STORE_H:
+            tl.store(h_ptrs, h, mask=mask)
+        if RESET == 0:  # zero: (1 - S)·H, the value of SpikingJelly's S·0 + (1 - S)·H
+            v = (1.0 - s) * h
+        elif RESET == 1:  # subtract: H - S·θ
+            v = h - s * reset_theta
+        else:
+            v = h
+        x_ptrs += N
+        spk_ptrs += N
+        h_ptrs += N
+
+
+@triton.jit
+def _sj_backward_kernel(
+    gs_ptr, gm_ptr, h_ptr, theta_ptr, gx_ptr, N, last, tau, p0, p1,
+    T: tl.constexpr, RESET: tl.constexpr, DECAY_INPUT: tl.constexpr, SURROGATE: tl.constexpr,
+    HAS_GS: tl.constexpr, HAS_GM: tl.constexpr, BLOCK: tl.constexpr,
+):  # fmt: skip
+    offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    mask = offs < N
+    theta = tl.load(theta_ptr).to(tl.float32)  # θ'
+    last = last + offs
+    gs_ptrs, gm_ptrs, h_ptrs, gx_ptrs = gs_ptr + last, gm_ptr + last, h_ptr + last, gx_ptr + last
+    carry = tl.zeros([BLOCK], dtype=tl.float32)  # dL/dV[t] arriving from step t+1
+    for _ in range(T):
+        h = tl.load(h_ptrs, mask=mask, other=0.0)
+        if RESET == 0:
+            g = carry * (1.0 - ((h - theta) > 0).to(tl.float32))  # detached reset: 1 - S[t]
+        else:
+            g = carry
+        if HAS_GS:
+            gs = tl.load(gs_ptrs, mask=mask, other=0.0).to(tl.float32)
+            g = _surrogate(gs, h - theta, SURROGATE, p0, p1) + g
+        if HAS_GM:
+            g = g + tl.load(gm_ptrs, mask=mask, other=0.0)
+        q = tl.div_rn(g, tau)
+        gx = q if DECAY_INPUT else g
+        tl.store(gx_ptrs, gx.to(gx_ptr.dtype.element_ty), mask=mask)
+        carry = g - q  # through V + (X - V)/τ (or V - V/τ + X): dL/dV[t-1] = g - g/τ
+        gs_ptrs -= N
+        gm_ptrs -= N
+        h_ptrs -= N
+        gx_ptrs -= N
+
+
 def _grid(n: int) -> tuple[int]:
     return (triton.cdiv(n, BLOCK),)
 
@@ -224,6 +294,73 @@ class TritonLeaky(torch.autograd.Function):
         return gx, grad_b, None, None, None, None, None
 
 
+class TritonSpikingJelly(torch.autograd.Function):
+    """``x -> (spikes, membranes H)`` for the SpikingJelly form of LIF."""
+
+    @staticmethod
+    def forward(ctx, x, tau, theta, reset_theta, reset, decay_input, surrogate, spike_dtype):  # type: ignore[override]
+        spk, h = sj_forward(x, tau, theta, reset_theta, reset, decay_input, spike_dtype, store_h=True)
+        ctx.save_for_backward(h, theta)
+        ctx.set_materialize_grads(False)
+        ctx.tau, ctx.reset, ctx.decay_input = tau, reset, decay_input
+        ctx.surrogate, ctx.x_dtype = surrogate, x.dtype
+        return spk, h
+
+    @staticmethod
+    def backward(ctx, grad_spk, grad_mem):  # type: ignore[override]
+        h, theta = ctx.saved_tensors
+        T, N = h.shape[0], h[0].numel()
+        gx = torch.empty(h.shape, dtype=ctx.x_dtype, device=h.device)
+        gs = None if grad_spk is None else grad_spk.contiguous()
+        gm = None if grad_mem is None else grad_mem.contiguous()
+        sid, p0, p1 = surrogate_constants(ctx.surrogate)
+        if N:
+            _sj_backward_kernel[_grid(N)](
+                h if gs is None else gs, h if gm is None else gm, h, theta, gx, N, (T - 1) * N, ctx.tau,
+                p0, p1, T=T, RESET=RESETS[ctx.reset], DECAY_INPUT=ctx.decay_input,
+                SURROGATE=sid, HAS_GS=gs is not None, HAS_GM=gm is not None, BLOCK=BLOCK,
+                num_warps=NUM_WARPS, enable_fp_fusion=False,
+            )  # fmt: skip
+        return gx, None, None, None, None, None, None, None
+
+
+def sj_forward(
+    x: torch.Tensor,
+    tau: float,
+    theta: torch.Tensor,
+    reset_theta: float,
+    reset: str,
+    decay_input: bool,
+    spike_dtype: torch.dtype,
+    store_h: bool,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """SpikingJelly form: spikes in ``spike_dtype`` and float32 membranes H (empty unless ``store_h``).
+    ``theta`` is θ' (a float32 tensor on x's device); τ and θ reach the kernel as float32 scalars."""
+    x = x.contiguous()
+    T, N = x.shape[0], x[0].numel()
+    spk = torch.empty(x.shape, dtype=spike_dtype, device=x.device)
+    h = torch.empty(x.shape if store_h else (0,), dtype=torch.float32, device=x.device)
+    if N:
+        _sj_forward_kernel[_grid(N)](
+            x, spk, h if store_h else spk, theta, N, tau, reset_theta,
+            T=T, RESET=RESETS[reset], DECAY_INPUT=decay_input, STORE_H=store_h, BLOCK=BLOCK,
+            num_warps=NUM_WARPS, enable_fp_fusion=False,
+        )  # fmt: skip
+    return spk, h
+
+
+def run_triton_spikingjelly(
+    neuron: torch.nn.Module, x: torch.Tensor, record_mem: bool
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    theta = neuron.threshold.float()
+    args = (neuron.tau, theta, neuron.reset_threshold(), neuron.reset_name, neuron.decay_input)
+    if torch.is_grad_enabled() and x.requires_grad:
+        spk, h = TritonSpikingJelly.apply(x, *args, neuron.surrogate, x.dtype)
+    else:
+        spk, h = sj_forward(x, *args, x.dtype, store_h=record_mem)
+    return spk, (h if record_mem else None)
+
+
 def supports_triton(neuron: torch.nn.Module, x: torch.Tensor) -> bool:
     """CUDA tensors (any tensor under the interpreter) in bf16 / fp16 / fp32, leaky dynamics."""
     return (
@@ -238,6 +375,8 @@ def run_triton(
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Backend entry point. ``x`` is the raw input: the kernel upcasts it and applies the input
     scale itself, and returns spikes in ``x``'s dtype (one read and one write per neuron-step)."""
+    if is_spikingjelly_form(neuron):
+        return run_triton_spikingjelly(neuron, x, record_mem)
     spike_dtype = x.dtype
     x, scale = split_input_scale(neuron, x)  # PLIF's learned scale stays with autograd (s = 1)
     b = neuron.beta.clamp(0, 1).float()
