@@ -1,5 +1,6 @@
 """Neuron mapping: NIR LIF/IF parameters give back exactly the model's β and input gain, and the Norse
-cell built from them reproduces the snnTorch neuron bit for bit (spikes and membranes)."""
+cell built from them reproduces the model's neuron bit for bit (spikes and membranes), in either LIF
+form (SpikingJelly's, the default, or snnTorch's)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,9 @@ from qkf_snn.models.neurons import make_neuron
 
 NEURONS = {
     "lif_tau2": dict(kind="lif", tau=2.0),
+    "lif_tau1.5": dict(kind="lif", tau=1.5),
+    "lif_tau2_snntorch_form": dict(kind="lif", tau=2.0, form="snntorch"),
+    "lif_tau3_snntorch_no_decay_input": dict(kind="lif", tau=3.0, decay_input=False, form="snntorch"),
     "lif_tau3_no_decay_input": dict(kind="lif", tau=3.0, decay_input=False),
     "lif_gt_attention": dict(kind="lif", tau=2.0, threshold=0.5, comparator="gt"),
     "lif_ge_attention": dict(kind="lif", tau=2.0, threshold=0.5),
@@ -63,7 +67,7 @@ def test_official_lif_maps_to_round_numbers_at_unit_dt():
 
 
 @pytest.mark.parametrize("name", list(NEURONS))
-def test_norse_cell_is_bit_identical_to_the_snntorch_neuron(name):
+def test_norse_cell_is_bit_identical_to_the_model_neuron(name):
     neuron = _neuron(NEURONS[name])
     T, shape = 24, (64, 5)
     # Integer counts (ties at threshold, as the attention neuron sees) mixed with analog values.
@@ -112,17 +116,19 @@ def test_supported_neurons_have_no_problem():
 
 @torch.no_grad()
 def test_box_cell_integrates_the_same_equation_with_other_rounding():
-    """Norse's LIFBoxCell (v + dt/τ·(I − v)) is the same LIF but rounds differently: kept only for
-    comparison; the exact cell is the default."""
-    neuron = _neuron(NEURONS["lif_tau2"])
+    """Norse's LIFBoxCell (v + dt/τ·(I − v)) is the same LIF: at τ = 2 it rounds exactly as the
+    SpikingJelly form (· 0.5 and / 2 are the same operation), unlike snnTorch's β-form."""
     x = torch.randn(8, 4096) * 2
-    node = neuron_to_nir(neuron, (4096,), 1.0)
-    exact, box = node_map(1.0, "exact")[nir.LIF](node), node_map(1.0, "box")[nir.LIF](node)
-    s1 = s2 = None
-    differ = 0
-    for t in range(8):
-        _, s1 = exact(x[t], s1)
-        _, s2 = box(x[t], s2)
-        differ += int((s1.v != s2.v).sum())
-    assert differ > 0
-    assert math.isclose(float((s1.v - s2.v).abs().max()), 0.0, abs_tol=1e-5)
+    differ = {}
+    for name in ("lif_tau2", "lif_tau2_snntorch_form"):
+        node = neuron_to_nir(_neuron(NEURONS[name]), (4096,), 1.0)
+        exact, box = node_map(1.0, "exact")[nir.LIF](node), node_map(1.0, "box")[nir.LIF](node)
+        s1 = s2 = None
+        differ[name] = 0
+        for t in range(8):
+            _, s1 = exact(x[t], s1)
+            _, s2 = box(x[t], s2)
+            differ[name] += int((s1.v != s2.v).sum())
+        assert math.isclose(float((s1.v - s2.v).abs().max()), 0.0, abs_tol=1e-5)
+    assert differ == {"lif_tau2": 0, "lif_tau2_snntorch_form": differ["lif_tau2_snntorch_form"]}
+    assert differ["lif_tau2_snntorch_form"] > 0

@@ -139,6 +139,10 @@ def neuron_to_nir(neuron: MultiStepNeuron, shape: tuple[int, ...], dt: float = D
         "reset": "zero",
         "source": f"qkf_snn {type(neuron).__name__}",
     }
+    if getattr(neuron, "form", "snntorch") == "spikingjelly":
+        # The same LIF, evaluated as SpikingJelly does: H = V + (I - V)/τ (decay_input) or
+        # V - V/τ + I, τ in steps; the exact executor reads these to round as the model does.
+        meta.update(form="spikingjelly", tau_steps=float(neuron.tau), decay_input=bool(neuron.decay_input))
     if tau is None:
         return nir.IF(r=full(r), v_threshold=full32(p.threshold), v_reset=full32(0.0), metadata=meta)
     return nir.LIF(

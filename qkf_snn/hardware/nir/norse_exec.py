@@ -52,6 +52,10 @@ class DiscreteLIFParameters(NamedTuple):
     v_th: torch.Tensor  # fire on v − v_th > 0
     v_reset: torch.Tensor
     leak: torch.Tensor | None  # (dt/τ)·v_leak; None when zero (nothing is added)
+    # SpikingJelly-form neurons (node metadata form="spikingjelly"): τ in steps (float32) and
+    # whether the input decays; the step is then H = V + (I - V)/τ or V - V/τ + I, as the model's.
+    tau: torch.Tensor | None = None
+    decay_input: bool = True
 
 
 class DiscreteLIFState(NamedTuple):
@@ -68,7 +72,11 @@ def discrete_lif_step(
 
     The products and the sum are done in the order snnTorch does them, so membranes are bit-equal.
     """
-    v = p.beta * state.v + input_tensor * p.gain  # decay, then add the scaled input
+    if p.tau is not None:  # SpikingJelly's expression (models/neurons/lif.py)
+        v = state.v
+        v = v + (input_tensor - v) / p.tau if p.decay_input else v - v / p.tau + input_tensor
+    else:
+        v = p.beta * state.v + input_tensor * p.gain  # decay, then add the scaled input
     if p.leak is not None:
         v = v + p.leak
     z = heaviside(v - p.v_th)  # Norse's Heaviside: 1 where v − v_th > 0
@@ -80,8 +88,10 @@ class DiscreteLIFCell(SNNCell):
 
     def __init__(self, p: DiscreteLIFParameters, dt: float) -> None:
         super().__init__(discrete_lif_step, self._zero_state, p=None, dt=dt)
+        self.decay_input = p.decay_input
         for name, value in p._asdict().items():  # buffers, so .to(device) moves them
-            self.register_buffer(name, value)
+            if name != "decay_input":
+                self.register_buffer(name, value)
         self.has_leak = bool(p.leak.any())
 
     def _zero_state(self, x: torch.Tensor) -> DiscreteLIFState:
@@ -92,8 +102,15 @@ class DiscreteLIFCell(SNNCell):
         # the buffers hold float32 values, so casting them back is exact.
         x = input_tensor.float()
         leak = self.leak.float() if self.has_leak else None
+        tau = None if self.tau is None else self.tau.float()
         p = DiscreteLIFParameters(
-            self.beta.float(), self.gain.float(), self.v_th.float(), self.v_reset.float(), leak
+            self.beta.float(),
+            self.gain.float(),
+            self.v_th.float(),
+            self.v_reset.float(),
+            leak,
+            tau,
+            self.decay_input,
         )
         state = state if state is not None else self._zero_state(x)
         z, state = discrete_lif_step(x, state, p, self.dt)
@@ -119,7 +136,13 @@ def _map_neuron(node: nir.NIRNode, dt: float, cell: LifCell) -> nn.Module:
             ),
             dt,
         )
-    return DiscreteLIFCell(DiscreteLIFParameters(_t(beta), _t(gain), _t(v_th), _t(v_reset), _t(leak)), dt)
+    meta = metadata(node)
+    sj = {}
+    if meta.get("form") == "spikingjelly":
+        sj = dict(tau=torch.tensor(meta["tau_steps"], dtype=torch.float32), decay_input=meta["decay_input"])
+    return DiscreteLIFCell(
+        DiscreteLIFParameters(_t(beta), _t(gain), _t(v_th), _t(v_reset), _t(leak), **sj), dt
+    )
 
 
 class _BoxCell(LIFBoxCell):
