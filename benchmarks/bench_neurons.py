@@ -3,7 +3,7 @@ backend (``auto``: fused on CPU, Triton on CUDA), (c) SpikingJelly 2.0's ``LIFNo
 backend for the device: torch on CPU, its CUDA/Triton kernels on GPU).
 
 The layer is the official QKFormer neuron (τ = 2, θ = 1 fired on >=, hard reset to 0, detached reset,
-sigmoid surrogate slope 4) on a [T, B, 64, 32, 32] input of N(0, 1) values (a BatchNorm output); the
+sigmoid surrogate slope 4; (b) in SpikingJelly's expression, (a) in snnTorch's β-form) on a [T, B, 64, 32, 32] input of N(0, 1) values (a BatchNorm output); the
 upstream gradient is N(0, 1). Reported per variant: time per step, samples/s (a sample = one
 64×32×32 map over T steps), ratios to (a) and (c), peak memory per sample, and *equivalent bytes per
 neuron-step* = time × device copy bandwidth / neuron-steps: the traffic a bandwidth-bound kernel could
@@ -43,7 +43,7 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 def lif_layer(variant: str) -> nn.Module:
     if variant == "snntorch":
-        return make_neuron("lif", tau=2.0, backend="reference")
+        return make_neuron("lif", tau=2.0, form="snntorch", backend="reference")  # snnTorch's Leaky
     if variant == "ours":
         return make_neuron("lif", tau=2.0, backend="auto")
     if variant == "spikingjelly":

@@ -98,6 +98,9 @@ def build_variant(base: nn.Module, variant: str) -> nn.Module:
     model = copy.deepcopy(base)
     if variant == "snntorch":
         set_backend(model, "reference")
+        for m in model.modules():  # snnTorch's own Leaky update, not SpikingJelly's expression
+            if getattr(m, "form", None) == "spikingjelly":
+                m.form = "snntorch"
     elif variant == "ours":
         set_backend(model, "auto")
     elif variant == "spikingjelly":

@@ -291,7 +291,6 @@ def sj_forward(
     h = torch.empty(x.shape, **f32) if keep_mem else torch.empty(chunk, *step, **f32)
     xs = torch.empty(chunk, *step, **f32) if x.dtype != torch.float32 else None
     v = torch.zeros(step, **f32)  # V[t-1], after the reset
-    tmp = torch.empty(step, **f32)
     fired = torch.empty(step, **f32) if reset == "subtract" else None
     for t0 in range(0, T, chunk):
         n = min(chunk, T - t0)
@@ -299,10 +298,11 @@ def sj_forward(
         hc = h[t0 : t0 + n] if keep_mem else h[:n]
         for i in range(n):
             cur = hc[i]
+            # Built in place in H[t] (IEEE addition commutes exactly, so q + V is V + q).
             if decay_input:
-                torch.add(v, torch.sub(xc[i], v, out=tmp).div_(tau), out=cur)
+                torch.sub(xc[i], v, out=cur).div_(tau).add_(v)  # V + (X - V)/τ
             else:
-                torch.add(torch.sub(v, torch.div(v, tau, out=tmp), out=tmp), xc[i], out=cur)
+                torch.sub(v, torch.div(v, tau, out=cur), out=cur).add_(xc[i])  # (V - V/τ) + X
             if reset == "zero":
                 torch.le(cur, theta, out=v).mul_(cur)
             elif reset == "subtract":
@@ -333,7 +333,7 @@ def sj_backward(
     chunk = _chunk(T, h[0].numel())
     g = torch.empty_like(h)  # dL/dH[t], turned into dL/dX[t] once step t-1 has used it
     v, c = torch.empty(chunk, *step, device=h.device), torch.empty(chunk, *step, device=h.device)
-    carry = torch.empty(step, device=h.device)
+    carry = v[0]  # v is free once the chunk's surrogate is written
     gs32 = None
     if grad_spk is not None and grad_spk.dtype != torch.float32:
         gs32 = torch.empty(chunk, *step, device=h.device)
