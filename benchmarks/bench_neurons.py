@@ -3,7 +3,8 @@ backend (``auto``: fused on CPU, Triton on CUDA), (c) SpikingJelly 2.0's ``LIFNo
 backend for the device: torch on CPU, its CUDA/Triton kernels on GPU).
 
 The layer is the official QKFormer neuron (τ = 2, θ = 1 fired on >=, hard reset to 0, detached reset,
-sigmoid surrogate slope 4; (b) in SpikingJelly's expression, (a) in snnTorch's β-form) on a [T, B, 64, 32, 32] input of N(0, 1) values (a BatchNorm output); the
+sigmoid surrogate slope 4; (b) in SpikingJelly's expression, (a) in snnTorch's β-form) on a
+[T, B, 64, 32, 32] input of N(0, 1) values (a BatchNorm output); the
 upstream gradient is N(0, 1). Reported per variant: time per step, samples/s (a sample = one
 64×32×32 map over T steps), ratios to (a) and (c), peak memory per sample, and *equivalent bytes per
 neuron-step* = time × device copy bandwidth / neuron-steps: the traffic a bandwidth-bound kernel could
