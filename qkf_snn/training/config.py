@@ -23,6 +23,7 @@ from qkf_snn.datasets.registry import dataset_names
 from qkf_snn.errors import UserError, first_line
 from qkf_snn.io import atomic_write_bytes
 from qkf_snn.models.neurons import NeuronConfig
+from qkf_snn.models.neurons.lif import FORMS
 
 MODALITIES: tuple[str, ...] = ("audio", "video", "av")
 SIZES: tuple[str, ...] = ("tiny", "small")
@@ -192,6 +193,9 @@ class TrainConfig:
         if unknown:
             known = ", ".join(f.name for f in fields(NeuronConfig))
             raise UserError(f"model.neuron: unknown key(s) {sorted(unknown)}; known: {known}")
+        form = self.model.neuron.get("form")
+        if form is not None and form not in FORMS:
+            raise UserError(f"model.neuron.form: unknown value {form!r}; choose {' or '.join(FORMS)}")
         for key in ("dims", "depths", "heads"):
             value = getattr(self.model, key)
             if value is not None and (not value or any(v < 1 for v in value)):

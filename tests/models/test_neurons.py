@@ -4,6 +4,10 @@ attention threshold."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import snntorch as snn
 import torch
@@ -270,6 +274,7 @@ def test_surrogate_aliases_and_defaults():
         (lambda: make_neuron("lif", taux=2.0), "neuron 'lif'"),
         (lambda: make_neuron("lif", form="norse"), "unknown LIF form 'norse'"),
         (lambda: make_neuron("lif", beta=1.0), "no finite tau in the spikingjelly form"),
+        (lambda: make_neuron("lif", learn_beta=True), "a learned beta needs form 'snntorch'"),
         (lambda: NeuronConfig(kind="if", form="snntorch").build(), "applies to kind 'lif' only"),
     ],
 )
@@ -293,3 +298,17 @@ def test_neurons_are_not_collected_by_snntorch():
     for _ in range(5):
         make_neuron("lif")
     assert len(snn.SpikingNeuron.instances) == before
+
+
+def test_cli_names_a_bad_neuron_form(tmp_path):
+    """Through the installed console script: a wrong form is one line naming the key, exit 2."""
+    qkf = Path(sys.executable).parent / "qkf"
+    proc = subprocess.run(
+        [str(qkf), "train", "crema", "--data", str(tmp_path), "--set", "model.neuron.form=beta"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    out = (proc.stdout + proc.stderr).strip().splitlines()
+    assert out == ["error: model.neuron.form: unknown value 'beta'; choose spikingjelly or snntorch"]

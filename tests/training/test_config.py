@@ -92,6 +92,7 @@ def test_saved_config_is_a_recipe_that_repeats_the_run(tmp_path):
         ({"run.amp": "fp8"}, "run.amp: unknown value 'fp8'"),
         ({"model.size": "huge"}, "model.size: unknown value 'huge'"),
         ({"model.neuron.taux": 2}, "model.neuron: unknown key(s) ['taux']"),
+        ({"model.neuron.form": "norse"}, "model.neuron.form: unknown value 'norse'"),
         ({"data.augment": "maybe"}, "data.augment: expected true or false"),
         ({"optim.label_smoothing": 1.0}, "optim.label_smoothing: must be in [0, 1)"),
         ({"model.embed_dims": 192, "model.dims": [1, 2, 3]}, "model.embed_dims and model.dims both given"),

@@ -158,6 +158,10 @@ class LIF(MultiStepNeuron):
     ) -> None:
         if form not in FORMS:
             raise UserError(f"unknown LIF form {form!r}; choose {' or '.join(FORMS)}")
+        if form == "spikingjelly" and kwargs.get("learn_beta"):
+            raise UserError(
+                "a learned beta needs form 'snntorch' (or kind 'plif'): SpikingJelly's LIF divides by tau"
+            )
         if beta is None:
             if tau is None or tau < 1.0:
                 raise UserError(f"LIF tau must be >= 1 (got {tau})")
