@@ -22,7 +22,8 @@ expression, operation for operation, in float32 (τ rounded to float32, IEEE div
 
 Algebraically both are the same LIF, but ``0.5·V + 0.5·X`` and ``V + (X - V)/2`` round differently
 (on random float inputs 30-80 % of membranes differ in their last bits, see docs/benchmarks.md), which
-flips a spike whenever H lands that close to θ. ``U`` / ``H`` (the pre-reset membrane) is what ``run`` records in both forms.
+flips a spike whenever H lands that close to θ. ``U`` / ``H`` (the pre-reset membrane) is what
+``run`` records in both forms.
 
 Comparator. SpikingJelly fires on ``H >= θ``; snnTorch's Heaviside fires on ``U - θ > 0``. With
 ``comparator="ge"`` (our default) the stored threshold is θ' = nextafter(θ, -inf) in float32, so
