@@ -4,6 +4,10 @@ Lines are ``Category&VideoID&Quality&StartTime&EndTime``; ``Annotations.txt`` ha
 lists every clip, ``trainSet.txt`` / ``valSet.txt`` / ``testSet.txt`` give the official split. An ID
 listed twice is kept once: files are read test, val, train, so a repeat never moves a clip out of an
 evaluation set. With ``event_crop`` the clip is cut to [StartTime, EndTime] (the "SE" setting).
+
+Categories are split on '&' only: seven real names contain a comma ("Violin, fiddle"). The release has
+an annotation with an empty span (``Church bell&VWi2ENBuTbw&good&0&0``); its label is still right, so
+the clip is kept whole (what users' usual patch to ``0&10`` does) and the report says so.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from qkf_snn.datasets.classes import AVE_CLASSES
+from qkf_snn.datasets.features import MODALITIES
 from qkf_snn.datasets.records import ClipRecord, ScanResult, SkippedClip
 from qkf_snn.datasets.splits import Assignment
 from qkf_snn.errors import UserError
@@ -41,8 +46,8 @@ def parse_line(line: str) -> Entry | str:
         s, e = float(start), float(end)
     except ValueError:
         return f"start/end '{start}'/'{end}' are not numbers"
-    if not 0 <= s < e:
-        return f"empty event span {start}-{end}"
+    if s < 0 or e < s:
+        return f"invalid event span {start}-{end} (expected 0 <= start <= end)"
     return Entry(category, video_id, s, e)
 
 
@@ -64,6 +69,7 @@ def scan(raw: Path, options: dict) -> ScanResult:
     if missing:
         raise UserError(f"AVE root {raw}: missing {', '.join(missing)} (expected {', '.join(expected)})")
     event_crop = bool(options.get("event_crop", False))
+    wanted = tuple(options.get("modalities", MODALITIES))
     annotated: dict[str, str] = {}
     for _n, line in _lines(raw / ANNOTATIONS):
         entry = parse_line(line)
@@ -95,7 +101,16 @@ def scan(raw: Path, options: dict) -> ScanResult:
                 )
                 continue
             start, end = (entry.start, entry.end) if event_crop else (0.0, None)
-            rec = ClipRecord(clip, entry.category, video, (video,), "container", clip, start, end, split)
+            if entry.start == entry.end:
+                start, end = 0.0, None
+                what = "kept whole, not cropped" if event_crop else "no effect without --event-crop"
+                result.notes.append(
+                    f"{where}: empty event span {entry.start:g}-{entry.end:g} for {clip} ({what}; "
+                    "the usual patch is 0&10)"
+                )
+            # The mp4 holds both tracks: a modality not asked for is not read.
+            audio, frames = (video if "audio" in wanted else None), ((video,) if "video" in wanted else ())
+            rec = ClipRecord(clip, entry.category, audio, frames, "container", clip, start, end, split)
             result.records.append(rec)
     result.records.sort(key=lambda r: r.clip_id)
     return result

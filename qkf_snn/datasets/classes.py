@@ -20,11 +20,12 @@ CREMA_SENTENCES: tuple[str, ...] = (
 )  # fmt: skip
 CREMA_LEVELS: tuple[str, ...] = ("LO", "MD", "HI", "XX")
 
-# The 28 AVE categories exactly as written in Annotations.txt.
+# The 28 AVE categories exactly as written in Annotations.txt and the split lists (AudioSet names: seven
+# hold ", ", e.g. "Violin, fiddle"; fields are '&'-separated, so the comma is part of the name).
 AVE_CLASSES: tuple[str, ...] = (
     "Accordion",
     "Acoustic guitar",
-    "Baby cry/infant cry",
+    "Baby cry, infant cry",
     "Banjo",
     "Bark",
     "Bus",
@@ -32,24 +33,24 @@ AVE_CLASSES: tuple[str, ...] = (
     "Chainsaw",
     "Church bell",
     "Clock",
-    "Female speech/woman speaking",
-    "Fixed-wing aircraft/airplane",
+    "Female speech, woman speaking",
+    "Fixed-wing aircraft, airplane",
     "Flute",
     "Frying (food)",
     "Goat",
     "Helicopter",
     "Horse",
-    "Male speech/man speaking",
+    "Male speech, man speaking",
     "Mandolin",
     "Motorcycle",
-    "Race car/auto racing",
-    "Rodents/rats/mice",
+    "Race car, auto racing",
+    "Rodents, rats, mice",
     "Shofar",
     "Toilet flush",
     "Train horn",
     "Truck",
     "Ukulele",
-    "Violin/fiddle",
+    "Violin, fiddle",
 )
 
 # UrbanSound8K classes; the index is the classID in `<fsID>-<classID>-<occurrenceID>-<sliceID>.wav`.

@@ -28,7 +28,12 @@ class ClipArrays:
 def decode_clip(record: ClipRecord, params: FeatureParams) -> ClipArrays:
     """Decode, crop, tile and featurise one clip; raises :class:`MediaError` with the reason."""
     sr = params.sample_rate
-    if "audio" in params.modalities:
+    wants_audio = "audio" in params.modalities
+    if wants_audio and record.audio is None:
+        raise MediaError("no audio file for this clip", record.path)
+    if "video" in params.modalities and not record.video:
+        raise MediaError("no video file for this clip", record.path)
+    if wants_audio:
         with _blame(record.audio):
             wave = read_audio(record.audio, sr)
             if wave.size == 0:
@@ -42,8 +47,9 @@ def decode_clip(record: ClipRecord, params: FeatureParams) -> ClipArrays:
     end = total if record.end is None else min(record.end, total)
     if end - start < MIN_AUDIO_SECONDS:
         if record.end is not None:
-            reason = f"event span {record.start:g}-{record.end:g} s is outside the audio ({total:.2f} s)"
-            raise MediaError(reason, record.audio)
+            what = "audio" if wants_audio else "video"
+            reason = f"event span {record.start:g}-{record.end:g} s is outside the {what} ({total:.2f} s)"
+            raise MediaError(reason, record.path)
         raise MediaError(f"audio too short ({total:.3f} s < {MIN_AUDIO_SECONDS} s)", record.audio)
     first, last = round(start * sr), round(end * sr)
     seconds = (last - first) / sr

@@ -3,7 +3,10 @@
 Release: ``AudioWAV/<actor>_<sentence>_<emotion>_<level>.wav`` and ``VideoFlash/<same>.flv``.
 Pre-extracted (older research code): ``<root>/{train,val,test}/<clip>/frame_XXXX.jpg`` with the clip's
 wav beside it (``<split>/<clip>.wav``, ``<split>/<clip>/<clip>.wav``, ``<split>/<clip>/audio.wav`` or
-``<root>/AudioWAV/<clip>.wav``).
+``<root>/AudioWAV/<clip>.wav``); its folders are the split.
+
+Only the modalities asked for are required: the research code's video model read the frames alone and
+its audio model ``AudioWAV/`` alone, and both layouts prepare with ``--modalities video`` / ``audio``.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import re
 from pathlib import Path
 
 from qkf_snn.datasets.classes import CREMA_EMOTIONS
+from qkf_snn.datasets.features import MODALITIES
 from qkf_snn.datasets.records import SPLITS, ClipRecord, ScanResult, SkippedClip
 from qkf_snn.datasets.splits import (
     DEFAULT_TEST,
@@ -26,6 +30,8 @@ from qkf_snn.errors import UserError
 
 NAME = re.compile(r"^(\d{4})_([A-Z]{3})_([A-Z]+)_([A-Z]{2})$")
 FRAME_GLOB = "frame_*.jpg"
+RELEASE_DIRS = {"audio": "AudioWAV", "video": "VideoFlash"}
+RELEASE_SUFFIX = {"audio": ".wav", "video": ".flv"}
 LAYOUT = "AudioWAV/ and VideoFlash/ (CREMA-D release), or train/ val/ test/ folders of <clip>/frame_XXXX.jpg"
 
 
@@ -41,64 +47,82 @@ def parse_name(stem: str) -> tuple[str, str] | str:
 
 
 def scan(raw: Path, options: dict) -> ScanResult:
-    """Find every clip under a CREMA-D root, in either layout."""
+    """Find every clip under a CREMA-D root, in either layout; only the asked modalities are required."""
+    wanted = tuple(options.get("modalities", MODALITIES))
     has_audio, has_video = (raw / "AudioWAV").is_dir(), (raw / "VideoFlash").is_dir()
+    need = [RELEASE_DIRS[m] for m in wanted]
     if has_audio and has_video:
-        return _scan_release(raw)
+        return _scan_release(raw, wanted)
     if any((raw / s).is_dir() for s in SPLITS):
-        return _scan_frames(raw)
+        return _scan_frames(raw, wanted)
+    if all((raw / d).is_dir() for d in need):
+        return _scan_release(raw, wanted)
     if has_audio or has_video:
-        present, missing = ("AudioWAV", "VideoFlash") if has_audio else ("VideoFlash", "AudioWAV")
-        raise UserError(f"CREMA-D root {raw}: found {present}/ but not {missing}/ (expected {LAYOUT})")
+        present = "AudioWAV" if has_audio else "VideoFlash"
+        missing = [d for d in need if not (raw / d).is_dir()]
+        alone = "audio" if has_audio else "video"
+        raise UserError(
+            f"CREMA-D root {raw}: found {present}/ but not {missing[0]}/ "
+            f"(--modalities {alone} uses {present}/ alone; expected {LAYOUT})"
+        )
     raise UserError(f"CREMA-D root {raw}: expected {LAYOUT}")
 
 
-def _scan_release(raw: Path) -> ScanResult:
-    wavs = {p.stem: p for p in (raw / "AudioWAV").iterdir() if p.suffix.lower() == ".wav"}
-    flvs = {p.stem: p for p in (raw / "VideoFlash").iterdir() if p.suffix.lower() == ".flv"}
+def _scan_release(raw: Path, wanted: tuple[str, ...]) -> ScanResult:
+    found = {
+        m: {p.stem: p for p in (raw / RELEASE_DIRS[m]).iterdir() if p.suffix.lower() == RELEASE_SUFFIX[m]}
+        for m in wanted
+    }
     result = ScanResult()
-    for stem in sorted(wavs.keys() | flvs.keys()):
-        path = wavs.get(stem) or flvs[stem]
+    for stem in sorted(set().union(*found.values())):
+        have = {m: files[stem] for m, files in found.items() if stem in files}
+        path = next(iter(have.values()))
         parsed = parse_name(stem)
+        lacking = [m for m in wanted if m not in have]
         if isinstance(parsed, str):
             result.skipped.append(SkippedClip(stem, _rel(path, raw), parsed))
-        elif stem not in flvs:
-            result.skipped.append(
-                SkippedClip(stem, _rel(path, raw), f"no matching video VideoFlash/{stem}.flv")
-            )
-        elif stem not in wavs:
-            result.skipped.append(
-                SkippedClip(stem, _rel(path, raw), f"no matching audio AudioWAV/{stem}.wav")
-            )
+        elif lacking:
+            m = lacking[0]
+            reason = f"no matching {m} {RELEASE_DIRS[m]}/{stem}{RELEASE_SUFFIX[m]}"
+            result.skipped.append(SkippedClip(stem, _rel(path, raw), reason))
         else:
             actor, emotion = parsed
+            video = (have["video"],) if "video" in have else ()
             result.records.append(
-                ClipRecord(stem, emotion, wavs[stem], (flvs[stem],), "container", group=actor)
+                ClipRecord(stem, emotion, have.get("audio"), video, "container", group=actor)
             )
     return result
 
 
-def _scan_frames(raw: Path) -> ScanResult:
+def _scan_frames(raw: Path, wanted: tuple[str, ...]) -> ScanResult:
     result = ScanResult()
     for split in SPLITS:
         folder = raw / split
         if not folder.is_dir():
             continue
-        for clip_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
-            stem = clip_dir.name
+        # A clip is a folder of frames, or (audio only) a wav directly in the split folder.
+        stems = {p.name for p in folder.iterdir() if p.is_dir()}
+        if "video" not in wanted:
+            stems |= {p.stem for p in folder.iterdir() if p.is_file() and p.suffix.lower() == ".wav"}
+        for stem in sorted(stems):
+            clip_dir = folder / stem
+            where = clip_dir if clip_dir.is_dir() else folder / f"{stem}.wav"
             parsed = parse_name(stem)
-            frames = tuple(sorted(clip_dir.glob(FRAME_GLOB)))
-            beside = (folder / f"{stem}.wav", clip_dir / f"{stem}.wav", clip_dir / "audio.wav")
-            wav = next((p for p in (*beside, raw / "AudioWAV" / f"{stem}.wav") if p.is_file()), None)
+            frames = tuple(sorted(clip_dir.glob(FRAME_GLOB))) if "video" in wanted else ()
+            wav = None
+            if "audio" in wanted:
+                beside = (folder / f"{stem}.wav", clip_dir / f"{stem}.wav", clip_dir / "audio.wav")
+                wav = next((p for p in (*beside, raw / "AudioWAV" / f"{stem}.wav") if p.is_file()), None)
             if isinstance(parsed, str):
-                result.skipped.append(SkippedClip(stem, _rel(clip_dir, raw), parsed))
-            elif not frames:
-                result.skipped.append(
-                    SkippedClip(stem, _rel(clip_dir, raw), f"no {FRAME_GLOB} in the folder")
+                result.skipped.append(SkippedClip(stem, _rel(where, raw), parsed))
+            elif "video" in wanted and not frames:
+                result.skipped.append(SkippedClip(stem, _rel(where, raw), f"no {FRAME_GLOB} in the folder"))
+            elif "audio" in wanted and wav is None:
+                reason = (
+                    f"no audio beside the frames ({split}/{stem}.wav or {split}/{stem}/{stem}.wav; "
+                    "--modalities video prepares the frames alone)"
                 )
-            elif wav is None:
-                reason = f"no audio beside the frames ({split}/{stem}.wav or {split}/{stem}/{stem}.wav)"
-                result.skipped.append(SkippedClip(stem, _rel(clip_dir, raw), reason))
+                result.skipped.append(SkippedClip(stem, _rel(where, raw), reason))
             else:
                 actor, emotion = parsed
                 result.records.append(

@@ -71,6 +71,7 @@ def prepare(
         raise UserError(f"--raw {raw}: no such directory (expected {spec.layout})")
     _check_out(out)
 
+    # Readers require only the modalities asked for (an audio-only root, frames without audio).
     options = {"event_crop": event_crop, "manifest": manifest, "modalities": params.modalities}
     scan = spec.scan(raw, options)
     records, skipped = _unique(scan.records, list(scan.skipped), raw)
@@ -78,7 +79,7 @@ def prepare(
     kept: list[tuple[ClipRecord, str]] = []
     for i, (record, side) in enumerate(zip(records, assignment.splits, strict=True)):
         if side is None:
-            skipped.append(SkippedClip(record.clip_id, _rel(record.audio, raw), assignment.reasons[i]))
+            skipped.append(SkippedClip(record.clip_id, _rel(record.path, raw), assignment.reasons[i]))
         else:
             kept.append((record, side))
 
@@ -116,7 +117,7 @@ def prepare(
         reused=len(kept) - len(todo),
         splits=dict(Counter(r.split for r in rows)),
         skipped_clips=skipped,
-        notes=list(assignment.notes),
+        notes=[*scan.notes, *assignment.notes],
         workers=workers,
     )
     if not rows:
@@ -226,8 +227,8 @@ def _unique(
     out = []
     for record in records:
         if record.clip_id in seen:
-            reason = f"duplicate clip name (also {_rel(seen[record.clip_id].audio, raw)})"
-            skipped.append(SkippedClip(record.clip_id, _rel(record.audio, raw), reason))
+            reason = f"duplicate clip name (also {_rel(seen[record.clip_id].path, raw)})"
+            skipped.append(SkippedClip(record.clip_id, _rel(record.path, raw), reason))
         else:
             seen[record.clip_id] = record
             out.append(record)
@@ -273,7 +274,7 @@ def _collect(
         elif part_path(parts, fp).is_file():  # decoded by this run or an interrupted one
             rows.append(Row(record, side, -1, fp))
         else:
-            reason, path = skip or read_skip(parts, fp) or ("no result (interrupted?)", str(record.audio))
+            reason, path = skip or read_skip(parts, fp) or ("no result (interrupted?)", str(record.path))
             skips.append((record, fp, reason, _rel(Path(path), raw)))
     return rows, skips
 

@@ -16,8 +16,8 @@ class ClipRecord:
 
     clip_id: str  # unique within the dataset, e.g. "1001_DFA_ANG_XX" or a YouTube id
     label: str  # class name (see classes.py)
-    audio: Path  # a wav (soundfile) or a container with an audio track (PyAV)
-    video: tuple[Path, ...]  # one container or image, or the ordered frame jpgs of the clip
+    audio: Path | None  # a wav (soundfile) or a container with an audio track (PyAV); None: not asked for
+    video: tuple[Path, ...]  # one container or image, or the ordered frame jpgs of the clip; () if not asked
     video_kind: VideoKind
     group: str  # what group-aware splits keep on one side: actor, freesound recording, video id
     start: float = 0.0  # span to use inside the sources, seconds (AVE event crop)
@@ -26,7 +26,13 @@ class ClipRecord:
 
     def sources(self) -> tuple[Path, ...]:
         """Every file the clip is decoded from, audio first."""
-        return (self.audio, *(v for v in self.video if v != self.audio))
+        audio = () if self.audio is None else (self.audio,)
+        return (*audio, *(v for v in self.video if v != self.audio))
+
+    @property
+    def path(self) -> Path:
+        """The file a report names for the clip: its audio, else its (first) video file."""
+        return self.sources()[0]
 
 
 @dataclass(frozen=True)
@@ -44,6 +50,7 @@ class ScanResult:
 
     records: list[ClipRecord] = field(default_factory=list)
     skipped: list[SkippedClip] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what the reader did beyond the obvious (for the report)
 
     @property
     def found(self) -> int:

@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 
 from qkf_snn.datasets.classes import US8K_CLASSES
+from qkf_snn.datasets.features import MODALITIES
 from qkf_snn.datasets.records import ClipRecord, ScanResult, SkippedClip
 from qkf_snn.datasets.splits import (
     DEFAULT_TEST,
@@ -23,30 +24,36 @@ from qkf_snn.errors import UserError
 SOUND, VISION = "Dataset_v3_sound", "Dataset_v3_vision"
 NAME = re.compile(r"^(\d+)-(\d+)-(\d+)-(\d+)$")
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
+FOLDERS = {"audio": SOUND, "video": VISION}
+SUFFIXES = {"audio": {".wav"}, "video": IMAGE_SUFFIXES}
+LAYOUT = {"audio": f"{SOUND}/<class>/*.wav", "video": f"{VISION}/<class>/*.jpg"}
 
 
 def scan(raw: Path, options: dict) -> ScanResult:
-    """Pair every wav with the image of the same name in the same class folder."""
-    missing = [d for d in (SOUND, VISION) if not (raw / d).is_dir()]
+    """Pair every wav with the image of the same name in the same class folder (or take the one
+    modality asked for alone: its folder is then the only one required)."""
+    wanted = tuple(options.get("modalities", MODALITIES))
+    folders = {m: FOLDERS[m] for m in wanted}
+    missing = [d for d in folders.values() if not (raw / d).is_dir()]
     if missing:
         raise UserError(
             f"UrbanSound8K-AV root {raw}: missing {' and '.join(d + '/' for d in missing)} "
-            f"(expected {SOUND}/<class>/*.wav and {VISION}/<class>/*.jpg)"
+            f"(expected {' and '.join(LAYOUT[m] for m in wanted)})"
         )
-    classes = sorted({p.name for d in (SOUND, VISION) for p in (raw / d).iterdir() if p.is_dir()})
+    classes = sorted({p.name for d in folders.values() for p in (raw / d).iterdir() if p.is_dir()})
     result = ScanResult()
     for label in classes:
-        wavs = _files(raw / SOUND / label, {".wav"})
-        images = _files(raw / VISION / label, IMAGE_SUFFIXES)
-        for stem in sorted(wavs.keys() | images.keys()):
-            path = wavs.get(stem) or images[stem]
+        found = {m: _files(raw / d / label, SUFFIXES[m]) for m, d in folders.items()}
+        for stem in sorted(set().union(*found.values())):
+            have = {m: files[stem] for m, files in found.items() if stem in files}
+            path = next(iter(have.values()))
             rel = str(path.relative_to(raw))
             m = NAME.match(stem)
-            if stem not in images:
+            if "video" in wanted and "video" not in have:
                 result.skipped.append(
                     SkippedClip(stem, rel, f"no matching image {VISION}/{label}/{stem}.jpg")
                 )
-            elif stem not in wavs:
+            elif "audio" in wanted and "audio" not in have:
                 result.skipped.append(SkippedClip(stem, rel, f"no matching audio {SOUND}/{label}/{stem}.wav"))
             elif m and label in US8K_CLASSES and int(m[2]) != US8K_CLASSES.index(label):
                 reason = f"classID {m[2]} in the name does not match the folder '{label}'"
@@ -54,7 +61,8 @@ def scan(raw: Path, options: dict) -> ScanResult:
             else:
                 # Without a parsable name the clip is its own recording: the split stays valid.
                 group = m[1] if m else stem
-                result.records.append(ClipRecord(stem, label, wavs[stem], (images[stem],), "image", group))
+                image = (have["video"],) if "video" in have else ()
+                result.records.append(ClipRecord(stem, label, have.get("audio"), image, "image", group))
     result.records.sort(key=lambda r: (r.label, r.clip_id))
     return result
 

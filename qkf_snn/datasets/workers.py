@@ -16,7 +16,7 @@ from qkf_snn.datasets.records import ClipRecord
 
 def process_one(record: ClipRecord, fp: str, params: FeatureParams, parts: Path) -> tuple[str, str | None]:
     """Decode one clip and store its part (or its skip reason); returns (fingerprint, reason or None)."""
-    path = record.audio
+    path = record.path
     try:
         arrays = decode_clip(record, params)
     except MediaError as err:
