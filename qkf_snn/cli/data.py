@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 import yaml
@@ -87,14 +87,28 @@ def prepare(
 
 
 @app.command()
-def info(cache: Annotated[Path, typer.Argument(help="A prepared cache folder.", show_default=False)]) -> None:
-    """Counts per split and class of a prepared cache."""
+def info(
+    cache: Annotated[Path, typer.Argument(help="A prepared cache folder.", show_default=False)],
+    verify: Annotated[
+        bool,
+        typer.Option(
+            "--verify",
+            help="Also read every byte and compare it with the checksums prepare recorded (exit 1 if any "
+            "differs).",
+        ),
+    ] = False,
+) -> None:
+    """Counts per split and class of a prepared cache (its index and array headers are checked)."""
     from rich.console import Console
     from rich.table import Table
 
-    from qkf_snn.datasets import cache_info
+    from qkf_snn.datasets import CacheError, cache_info, verify_cache
+    from qkf_snn.datasets.cache import REPAIR
 
-    summary = cache_info(cache)
+    try:
+        summary = cache_info(cache)
+    except CacheError as err:
+        _fail(err.lines(), 2)
     p = summary.params
     table = Table(title=f"{summary.dataset} ({cache}), split {summary.split_name}")
     table.add_column("class")
@@ -112,6 +126,32 @@ def info(cache: Annotated[Path, typer.Argument(help="A prepared cache folder.", 
         f"video 3x{p['image_size']}x{p['image_size']}, {p['clip_seconds']:g} s per clip, "
         f"modalities {', '.join(summary.modalities)}; {summary.skipped} clips could not be decoded"
     )
+    typer.echo(
+        f"cache checksum sha256:{summary.checksum}"
+        if summary.checksum
+        else "no checksums (prepared before qkf recorded them; `qkf data prepare` with the same arguments "
+        "adds them without decoding again)"
+    )
+    if not verify:
+        return
+    result = verify_cache(cache)
+    if not result.checked:
+        _fail([f"cache {cache}: cannot verify: it holds no checksums (prepared before qkf recorded them); "
+               "`qkf data prepare` with the same arguments adds them without decoding again"], 1)  # fmt: skip
+    if result.problems:
+        _fail([f"cache {cache}: {problem}; {REPAIR}" for problem in result.problems], 1)
+    typer.echo(
+        f"verified: every byte of {summary.total} clips in {len(summary.modalities)} array file(s) and "
+        f"the index matches the checksums recorded by prepare (cache checksum sha256:{result.cache_digest})"
+    )
+
+
+def _fail(lines: list[str], status: int) -> NoReturn:
+    """One line per problem on stderr, then the exit status (1: a failed check, 2: unusable input)."""
+    for line in lines:
+        typer.secho(f"error: {line}", fg=typer.colors.RED, err=True)
+    # SystemExit rather than typer.Exit: it keeps its status however the root app is run.
+    raise SystemExit(status)
 
 
 @app.command()

@@ -3,12 +3,14 @@ synthetic sets.
 
 prepare(dataset, raw, out, ...) -> PrepareReport   decode raw files once into a cache
 CachedAVDataset(cache_dir, split, ...)             read the cache (memory-mapped, no decoding)
+cache_info(cache_dir), verify_cache(cache_dir)      what a cache holds; compare it with its checksums
 synthesize(dataset, out, clips=, seed=, **knobs)   write a synthetic set in the real raw layout
 DATASETS                                           name -> DatasetSpec (the one list of datasets)
 """
 
+from qkf_snn.datasets.cache import CacheError
 from qkf_snn.datasets.dataset import CachedAVDataset
-from qkf_snn.datasets.info import CacheInfo, cache_info
+from qkf_snn.datasets.info import CacheInfo, cache_info, verify_cache
 from qkf_snn.datasets.prepare import prepare
 from qkf_snn.datasets.registry import DATASETS, DatasetSpec
 from qkf_snn.datasets.report import PrepareReport
@@ -16,6 +18,7 @@ from qkf_snn.datasets.synth import PRESETS, SynthKnobs, synthesize
 
 __all__ = [
     "DATASETS",
+    "CacheError",
     "PRESETS",
     "CacheInfo",
     "CachedAVDataset",
@@ -25,4 +28,5 @@ __all__ = [
     "cache_info",
     "prepare",
     "synthesize",
+    "verify_cache",
 ]

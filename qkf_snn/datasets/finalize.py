@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from qkf_snn.datasets.cache import ARRAY_DTYPES, CacheIndex, open_array
+from qkf_snn.datasets.cache import ARRAY_DTYPES, CacheIndex, array_shape, open_array
 from qkf_snn.datasets.features import FeatureParams
 from qkf_snn.datasets.parts import read_part
 from qkf_snn.datasets.records import ClipRecord
@@ -30,8 +30,7 @@ class Row:
 
 
 def shapes(params: FeatureParams, n: int) -> dict[str, tuple[int, ...]]:
-    T, S = params.time_steps, params.image_size
-    return {"audio": (n, T, 1, params.n_mels, params.audio_width), "video": (n, T, 3, S, S)}
+    return {m: array_shape(params.to_dict(), m, n) for m in params.modalities}
 
 
 def generation(params: FeatureParams, rows: list[Row]) -> str:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from qkf_snn.datasets.cache import CacheIndex
+from qkf_snn.datasets.integrity import Verification, verify
 from qkf_snn.datasets.records import SPLITS
 
 
@@ -21,6 +22,7 @@ class CacheInfo:
     params: dict
     modalities: list[str]
     skipped: int  # clips that could not be decoded (see report.json for all reasons)
+    checksum: str  # the whole-cache checksum recorded by prepare; "" in caches made before them
 
     @property
     def total(self) -> int:
@@ -28,7 +30,8 @@ class CacheInfo:
 
 
 def cache_info(cache_dir: Path) -> CacheInfo:
-    """Read ``index.json`` and count clips per split and class."""
+    """Read ``index.json`` (checked against the arrays: see ``CacheIndex.load``) and count clips per
+    split and class."""
     index = CacheIndex.load(Path(cache_dir))
     counts = {s: dict.fromkeys(index.class_names, 0) for s in SPLITS}
     for (split, label), n in Counter((c["split"], c["label"]) for c in index.clips).items():
@@ -41,4 +44,10 @@ def cache_info(cache_dir: Path) -> CacheInfo:
         params=dict(index.params),
         modalities=list(index.modalities),
         skipped=len(index.skipped),
+        checksum=str(index.checksums.get("cache", "")),
     )
+
+
+def verify_cache(cache_dir: Path) -> Verification:
+    """Open the cache (cheap checks) and compare every byte with the checksums recorded by prepare."""
+    return verify(Path(cache_dir), CacheIndex.load(Path(cache_dir)))

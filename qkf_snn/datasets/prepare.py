@@ -12,10 +12,11 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from qkf_snn.datasets.cache import INDEX_FILE, PARTS_DIR, REPORT_FILE, CacheIndex
+from qkf_snn.datasets.cache import INDEX_FILE, PARTS_DIR, REPORT_FILE, CacheError, CacheIndex
 from qkf_snn.datasets.classes import ordered_present
 from qkf_snn.datasets.features import MODALITIES, FeatureParams
 from qkf_snn.datasets.finalize import Row, generation, write_arrays
+from qkf_snn.datasets.integrity import seal, verify
 from qkf_snn.datasets.parts import fingerprint, part_path, read_skip
 from qkf_snn.datasets.progress import ProgressCallback, progress_bar
 from qkf_snn.datasets.records import ClipRecord, SkippedClip
@@ -87,8 +88,15 @@ def prepare(
     parts.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(out)
     remove_stale_temps(parts)
-    previous = _previous(out, params)
-    done_before = _reusable(previous)
+    previous, previous_note = _previous(out, params)
+    # Read every byte of the cache already there: rows that no longer match their checksums are
+    # decoded again, the rest reused (an intact cache costs one read).
+    check = verify(out, previous) if previous is not None else None
+    if check is not None and check.bad_rows:
+        previous_note = f"{len(check.bad_rows)} damaged row(s) in the cache in {out} decoded again"
+    elif check is not None and not check.checked:
+        previous_note = f"the cache in {out} held no checksums (an older qkf made it): recorded now"
+    done_before = _reusable(previous, check.bad_rows if check else set())
     fps = [fingerprint(record, params, raw) for record, _ in kept]
     todo = [
         (record, fp)
@@ -117,7 +125,7 @@ def prepare(
         reused=len(kept) - len(todo),
         splits=dict(Counter(r.split for r in rows)),
         skipped_clips=skipped,
-        notes=[*scan.notes, *assignment.notes],
+        notes=[*scan.notes, *assignment.notes, *([previous_note] if previous_note else [])],
         workers=workers,
     )
     if not rows:
@@ -127,11 +135,14 @@ def prepare(
             f"--raw {raw}: no usable clip ({report.found} found, all skipped; reasons in {out / REPORT_FILE})"
         )
     gen = generation(params, rows)
-    if previous is not None and previous.generation == gen:
-        names, stats = previous.arrays, previous.stats  # same clips, same settings: nothing to rewrite
-    else:
+    if previous is not None and previous.generation == gen and check is not None and check.ok:
+        # Same clips, same settings, every byte intact: nothing to rewrite.
+        names, stats, reuse = previous.arrays, previous.stats, previous.checksums
+    else:  # also a cache made before checksums: its rows are copied and the checksums recorded
         names, stats = write_arrays(out, rows, params, gen, parts, previous)
+        reuse = None
     index = _index(dataset, split_name, params, class_names, rows, names, stats, decode_skips, gen)
+    index.checksums = seal(out, index, reuse)
     index.save(out)
     _cleanup(out, parts, names)
     report.seconds = time.perf_counter() - started
@@ -235,24 +246,31 @@ def _unique(
     return out, skipped
 
 
-def _previous(out: Path, params: FeatureParams) -> CacheIndex | None:
-    """The cache already in ``out``, if it was made with the same settings (its rows can be reused)."""
+def _previous(out: Path, params: FeatureParams) -> tuple[CacheIndex | None, str]:
+    """The cache already in ``out``, if it was made with the same settings (its rows can be reused),
+    and a note for the report when one is there but damaged (then every clip is decoded again)."""
     if not (out / INDEX_FILE).is_file():
-        return None
+        return None, ""
     try:
         index = CacheIndex.load(out)
+    except CacheError as err:
+        return None, f"the cache in {out} was damaged ({err.problems[0]}): every clip decoded again"
     except UserError:
-        return None
-    return index if index.params == params.to_dict() else None
+        return None, ""
+    return (index if index.params == params.to_dict() else None), ""
 
 
-def _reusable(previous: CacheIndex | None) -> dict[str, tuple[int | None, tuple[str, str] | None, float]]:
-    """fingerprint -> (row in the previous cache, or None and its (skip reason, file)), seconds)."""
+def _reusable(
+    previous: CacheIndex | None, damaged: set[int]
+) -> dict[str, tuple[int | None, tuple[str, str] | None, float]]:
+    """fingerprint -> (row in the previous cache, or None and its (skip reason, file)), seconds).
+    Rows in ``damaged`` are left out: their clips are decoded again."""
     if previous is None:
         return {}
     done: dict[str, tuple[int | None, tuple[str, str] | None, float]] = {}
     for i, clip in enumerate(previous.clips):
-        done[clip["fingerprint"]] = (i, None, float(clip.get("seconds", 0.0)))
+        if i not in damaged:
+            done[clip["fingerprint"]] = (i, None, float(clip.get("seconds", 0.0)))
     for skip in previous.skipped:
         done[skip["fingerprint"]] = (None, (skip["reason"], skip["path"]), 0.0)
     return done

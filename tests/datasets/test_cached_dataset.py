@@ -111,11 +111,15 @@ def test_missing_modality_missing_cache_and_empty_split(crema_raw: Path, tmp_pat
     for clip in index["clips"]:
         clip["split"] = "train" if clip["split"] != "test" else "test"
     (tmp_path / "b" / "index.json").write_text(json.dumps(index))
+    with pytest.raises(UserError, match=r"cache .*b: index.json differs from the checksum recorded when"):
+        CachedAVDataset(tmp_path / "b", "val", modalities=("audio",))  # an edited index is refused
+    del index["checksums"]  # ... unless it has none (an older cache): then the empty split is named
+    (tmp_path / "b" / "index.json").write_text(json.dumps(index))
     with pytest.raises(UserError, match=r"cache .*b: split 'val' is empty"):
         CachedAVDataset(tmp_path / "b", "val", modalities=("audio",))
     for name in index["arrays"].values():
         (tmp_path / "b" / name).unlink()
-    with pytest.raises(UserError, match=r"array file audio-.*\.npy is missing"):
+    with pytest.raises(UserError, match=r"cache .*b: audio-.*\.npy is missing; `qkf data prepare` with"):
         CachedAVDataset(tmp_path / "b", "train", modalities=("audio",))
 
 
