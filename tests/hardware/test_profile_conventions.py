@@ -20,10 +20,17 @@ from qkf_snn.models.utils import recalibrate_bn
 
 
 class Hand(nn.Module):
-    """conv 1→2 (3×3, pad 1) on a 4×4 map, an IF neuron, and a Linear head on 4 features."""
+    """conv 1→2 (3×3, pad 1) on a 4×4 map, an IF neuron, and a Linear head on 4 features.
 
-    def __init__(self) -> None:
+    What the conv reads is decided by the model's structure: ``source="data"`` feeds it the data
+    (real-valued, whatever the values), ``"spike"`` the spikes of an input IF neuron (θ = 0.5: a 1
+    in the data is a spike at the same place), ``"integer"`` the sum of those spikes with themselves
+    (an integer stream whose non-zeros are 2)."""
+
+    def __init__(self, source: str = "spike") -> None:
         super().__init__()
+        self.source = source
+        self.enc = make_neuron("if", threshold=0.5)
         self.conv = nn.Conv2d(1, 2, 3, padding=1, bias=False)
         self.lif = make_neuron("if", threshold=1.0)
         self.head = nn.Linear(4, 3)
@@ -31,6 +38,10 @@ class Hand(nn.Module):
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         x = batch["x"].transpose(0, 1)  # [T, B, 1, 4, 4]
         T, B = x.shape[:2]
+        if self.source != "data":
+            x = self.enc(x)
+        if self.source == "integer":
+            x = x + x
         spikes = self.lif(self.conv(x.flatten(0, 1)).reshape(T, B, 2, 4, 4))
         return self.head(batch["f"].transpose(0, 1)).mean(0) + spikes.sum()
 
@@ -75,17 +86,17 @@ def test_paper_convention_hand_computed():
 
 def test_first_layer_head_and_integer_options():
     real = torch.full((4, 4), 0.5)  # real-valued first step, zero second step
-    _, c = counts_of(Hand(), hand_batch(real), CountOptions(first_layer="T", head="mac"))
+    _, c = counts_of(Hand("data"), hand_batch(real), CountOptions(first_layer="T", head="mac"))
     assert c["conv"].paper_mac == 576  # 288 FLOPs × T
     assert c["head"].paper_mac == 24 and c["head"].paper_ac == 0  # 4·3 per step × 2 steps
-    _, c = counts_of(Hand(), hand_batch(real), CountOptions(first_layer="once", head="ac"))
+    _, c = counts_of(Hand("data"), hand_batch(real), CountOptions(first_layer="once", head="ac"))
     assert c["conv"].paper_mac == 288
     assert c["head"].paper_mac == 0 and c["head"].paper_ac == 24  # fr = 1
     assert c["conv"].exact_mac == 200  # 16 non-zero inputs: border-aware fan-out Σ = 100, × 2 filters
-    integer = spikes_8() * 2  # the same positions with value 2: mean 0.5, non-zero share 0.25
+    # spikes + spikes: the same 8 positions with value 2 (mean 0.5, non-zero share 0.25)
     expected = {"ac_count": (0, 288), "ac_rate": (0, 144), "mac": (576, 0)}
     for mode, (mac, ac) in expected.items():
-        prof, c = counts_of(Hand(), hand_batch(integer), CountOptions(integer_inputs=mode))
+        prof, c = counts_of(Hand("integer"), hand_batch(spikes_8()), CountOptions(integer_inputs=mode))
         assert prof.synapses[0].role == "integer"
         assert (c["conv"].paper_mac, c["conv"].paper_ac) == (mac, ac)
         assert c["conv"].exact_ac == 208  # value-weighted: each 2 counts as two spikes
@@ -151,10 +162,10 @@ def test_lemaire_hand_computed():
 def test_platform_and_break_even():
     prof, counts = counts_of(Hand(), hand_batch(spikes_8()))
     loihi = estimate_energy(prof, CountOptions(), ["platform_loihi"])["platform_loihi"]
-    n = prof.neurons[0]
     events = sum(c.exact_ac + c.exact_mac for c in counts.values())
-    expected = (
-        events * 23.6 + n.active_updates * 81 + (n.membrane_updates - n.active_updates) * 52 + n.spikes * 1.7
+    expected = events * 23.6 + sum(
+        n.active_updates * 81 + (n.membrane_updates - n.active_updates) * 52 + n.spikes * 1.7
+        for n in prof.neurons
     )
     assert loihi.total_pj == pytest.approx(expected)
     verdicts = {(b["source"], b["verdict"]) for b in break_even(0.5, 0.1)}

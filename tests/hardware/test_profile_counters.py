@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from qkf_snn.hardware.profile.counters import (
+    by_sample,
     conv_rule,
     conv_valid_connections,
     describe_neuron,
@@ -23,20 +24,22 @@ from qkf_snn.models.blocks import MatMul, Mul, Sum
 from qkf_snn.models.neurons import make_neuron
 
 
-def _values(stats) -> dict[str, float]:
-    """One call's scalars as the profiler reads them back, with the host-side post step applied."""
+def _values(stats, samples: int = 1) -> dict[str, float]:
+    """One call's scalars as the profiler reads them back, with the host-side post step applied
+    to its sample rows split over ``samples`` samples."""
     values = {
         k: float(v) if isinstance(v, torch.Tensor) else v
         for section in (stats.add, stats.low, stats.high)
         for k, v in section.items()
     }
     if stats.post is not None:
-        values.update(stats.post(values))
+        groups = {k: by_sample(v.tolist(), samples) for k, v in stats.samples.items()}
+        values.update(stats.post(values, groups))
     return values
 
 
-def _value(stats, key):
-    return _values(stats)[key]
+def _value(stats, key, samples: int = 1):
+    return _values(stats, samples)[key]
 
 
 def brute_conv_events(conv: nn.Module, x: torch.Tensor, weight_fn) -> float:
@@ -107,7 +110,6 @@ def test_conv_counts_real_input_and_padding_exclusion():
     assert _value(stats, "events_nonzero") == 100
     assert stats.add["valid_connections"] == 100
     assert stats.add["dense_macs"] == 16 * 9  # the paper FLOPs count padded taps
-    assert _value(stats, "in_frac_high") > 0  # real-valued
 
 
 def test_linear_counts():
@@ -177,6 +179,25 @@ def test_neuron_counts_per_step():
     info = describe_neuron(lif)
     assert info["leak"] and info["threshold"] == 1.0 and info["beta"] == 0.5
     assert not describe_neuron(make_neuron("if"))["leak"]
+
+
+def test_tool_buckets_per_sample():
+    """The tools decide per call: a single 2 anywhere makes a whole batch MAC to NeuroBench and 0
+    to SpikingJelly. We decide per sample (as the tools would with one sample per call), so a
+    sample's buckets do not depend on its batch-mates. Rows T·B merged: row r is sample r mod B."""
+    conv = nn.Conv1d(3, 4, 1, bias=False)
+    T, B = 2, 3
+    x = (torch.rand(T * B, 3, 5) < 0.5).float()
+    x[1, 0, 0] = x[B + 1, 2, 4] = 1.0  # sample 1 has spikes ...
+    x[B + 1, 1, 1] = 2.0  # ... and, at step 1, one 2: only sample 1 reads non-binary values
+    stats = conv_rule(conv, (x,), conv(x))
+    per_sample = [conv_rule(conv, (x[b::B],), conv(x[b::B])) for b in range(B)]  # one sample a call
+    for key in ("neurobench_ac", "neurobench_mac", "spikingjelly_synops"):
+        assert _value(stats, key, B) == sum(_value(s, key) for s in per_sample)
+    nz = [_value(s, "events_nonzero") for s in per_sample]
+    assert _value(stats, "neurobench_mac", B) == nz[1] > 0
+    assert _value(stats, "neurobench_ac", B) == nz[0] + nz[2]
+    assert _value(stats, "neurobench_mac") == sum(nz)  # the whole call as one group: all MAC
 
 
 def test_tool_buckets_per_call():

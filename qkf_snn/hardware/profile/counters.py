@@ -36,17 +36,21 @@ from qkf_snn.models.neurons import MultiStepNeuron
 class CallStats:
     """What one call contributes. ``add`` values are summed over calls, ``low``/``high`` take the
     minimum/maximum, ``rows`` are vectors over the call's leading dimension (split into time
-    steps once the batch is complete), ``info`` is static description (kept from the first call).
-    Tensor values stay on the device; the profiler reads them all at once at the end of a batch."""
+    steps once the batch is complete), ``samples`` are vectors with one entry per *sample row*
+    (row r belongs to sample r mod B; see ``sample_view``), ``info`` is static description (kept
+    from the first call). Tensor values stay on the device; the profiler reads them all at once at
+    the end of a batch."""
 
     add: dict[str, Any] = field(default_factory=dict)
     low: dict[str, torch.Tensor] = field(default_factory=dict)
     high: dict[str, torch.Tensor] = field(default_factory=dict)
     rows: dict[str, torch.Tensor] = field(default_factory=dict)
+    samples: dict[str, torch.Tensor] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)
-    # Host-side arithmetic on this call's scalars once read back (flags, per-call tool buckets):
-    # kept off the device so that a hooked call issues only a handful of reductions.
-    post: Callable[[dict[str, float]], dict[str, float]] | None = None
+    # Host-side arithmetic once read back (the other tools' per-sample buckets): this call's
+    # scalars, and its ``samples`` vectors split by sample (``by_sample``). Kept off the device so
+    # that a hooked call issues only a handful of reductions.
+    post: Callable[[dict[str, float], dict[str, list[list[float]]]], dict[str, float]] | None = None
 
 
 Rule = Callable[[nn.Module, tuple, Any], CallStats]
@@ -104,17 +108,26 @@ def row_totals(x: torch.Tensor) -> torch.Tensor:
     return x.sum(1, dtype=torch.float64) if x.shape[1] >= _F32_TERMS else x.sum(1)
 
 
+def sample_view(x: torch.Tensor, batch_dims: int) -> torch.Tensor:
+    """``x`` as ``[rows, -1]``, one row per index of its first ``batch_dims`` dimensions (merged
+    T·B or B for conv inputs, [T, B] or [B] for token tensors): row r belongs to sample r mod B in
+    time-major and batch-first layouts alike."""
+    batch_dims = max(0, min(batch_dims, x.dim()))
+    return x.reshape(math.prod(x.shape[:batch_dims]), -1)
+
+
 def value_stats(x: torch.Tensor, prefix: str, stats: CallStats) -> tuple[torch.Tensor, torch.Tensor]:
-    """Range, integrality, |x| per row (dimension 0), Σ|x| and non-zero count of one operand.
-    Returns (|x|, 1[x≠0]) for rules that need more. Six float passes."""
-    low, high = torch.aminmax(x)
-    frac_low, frac_high = torch.aminmax(torch.frac(x))
+    """Of one operand given as sample rows ``[rows, -1]`` (``sample_view``): range and integrality
+    per row (``samples``: what the other tools test, per sample), |x| per row (``rows``), Σ|x| and
+    the non-zero count. Returns (|x|, 1[x≠0]) for rules that need more. Six float passes."""
+    low, high = torch.aminmax(x, dim=1)
+    frac_low, frac_high = torch.aminmax(torch.frac(x), dim=1)
     magnitude = x.abs()
     indicator = torch.sign(magnitude)  # exactly 1 where x ≠ 0
     abs_rows = row_totals(magnitude)
-    stats.low[f"{prefix}min"] = low
-    stats.high[f"{prefix}max"] = high
-    stats.low[f"{prefix}frac_low"], stats.high[f"{prefix}frac_high"] = frac_low, frac_high
+    stats.low[f"{prefix}min"], stats.high[f"{prefix}max"] = low.min(), high.max()
+    for key, vec in (("min", low), ("max", high), ("frac_low", frac_low), ("frac_high", frac_high)):
+        stats.samples[f"{prefix}{key}"] = vec
     stats.add[f"{prefix}elems"] = x.numel()
     stats.add[f"{prefix}abs_sum"] = total(abs_rows)
     stats.add[f"{prefix}nonzero"] = total(indicator)
@@ -122,12 +135,25 @@ def value_stats(x: torch.Tensor, prefix: str, stats: CallStats) -> tuple[torch.T
     return magnitude, indicator
 
 
-def spike_flags(values: dict[str, float], prefix: str) -> tuple[bool, bool]:
-    """(binary, ternary) for one call's read-back scalars: every value in {0,1} (SpikingJelly's
-    spike test) / in {-1,0,1} (NeuroBench's)."""
-    low, high = values[f"{prefix}min"], values[f"{prefix}max"]
-    integer = values[f"{prefix}frac_low"] == 0 and values[f"{prefix}frac_high"] == 0
-    return integer and low >= 0 and high <= 1, integer and low >= -1 and high <= 1
+def by_sample(vec: list[float], samples: int) -> list[list[float]]:
+    """A sample-row vector split by sample (row r -> sample r mod B). Rows that do not divide by
+    the batch size have no known layout: the call is one group, as the tools see a whole call."""
+    if samples > 0 and len(vec) % samples == 0:
+        return [vec[b::samples] for b in range(samples)]
+    return [vec]
+
+
+def spike_flags(groups: dict[str, list[list[float]]], prefix: str) -> list[tuple[bool, bool]]:
+    """Per sample, (binary, ternary): every value in {0,1} (SpikingJelly's spike test) / in
+    {-1,0,1} (NeuroBench's), as those tools decide for a call holding that one sample."""
+    out = []
+    for low, high, flow, fhigh in zip(
+        *(groups[f"{prefix}{k}"] for k in ("min", "max", "frac_low", "frac_high")), strict=True
+    ):
+        integer = min(flow) == 0 and max(fhigh) == 0
+        lo, hi = min(low), max(high)
+        out.append((integer and lo >= 0 and hi <= 1, integer and lo >= -1 and hi <= 1))
+    return out
 
 
 # --- synaptic layers ------------------------------------------------------------------------------
@@ -202,16 +228,16 @@ def conv_valid_connections(conv: nn.Module, spatial: tuple[int, ...]) -> int:
     return taps * conv.in_channels * (conv.out_channels // conv.groups)
 
 
-def synapse_tool_counts(values: dict[str, float]) -> dict[str, float]:
-    """Per-call buckets of NeuroBench (AC if the input is in {-1,0,1}, else MAC) and SpikingJelly
-    (synaptic ops only for {0,1} input), decided per call as the tools do."""
-    binary, ternary = spike_flags(values, "in_")
-    events = values["events_nonzero"]
-    return {
-        "neurobench_ac": events if ternary else 0.0,
-        "neurobench_mac": 0.0 if ternary else events,
-        "spikingjelly_synops": events if binary else 0.0,
-    }
+def synapse_tool_counts(values: dict[str, float], groups: dict[str, list[list[float]]]) -> dict[str, float]:
+    """Buckets of NeuroBench (AC if the input is in {-1,0,1}, else MAC) and SpikingJelly (synaptic
+    ops only for {0,1} input). The tools decide per call, so per batch; we decide per sample, as
+    they would with one sample per call: a clip's numbers do not depend on its batch-mates."""
+    out = {"neurobench_ac": 0.0, "neurobench_mac": 0.0, "spikingjelly_synops": 0.0}
+    for (binary, ternary), events in zip(spike_flags(groups, "in_"), groups["events_nonzero"], strict=True):
+        events = sum(events)  # integers: exact in any order
+        out["neurobench_ac" if ternary else "neurobench_mac"] += events
+        out["spikingjelly_synops"] += events if binary else 0.0
+    return out
 
 
 def conv_rule(module: nn.Module, inputs: tuple, output: torch.Tensor) -> CallStats:
@@ -223,21 +249,21 @@ def conv_rule(module: nn.Module, inputs: tuple, output: torch.Tensor) -> CallSta
     filters = module.out_channels // module.groups
     geo = ConvGeometry.of(module)
     stats = CallStats()
-    magnitude, indicator = value_stats(x, "in_", stats)
+    flat_mag, flat_ind = value_stats(sample_view(x, 1), "in_", stats)  # rows: T·B merged, or B
     abs_rows = stats.rows.pop("in_abs")
     if geo.pointwise:
         value_rows = abs_rows * filters
-        nz_events = stats.add["in_nonzero"] * filters
+        nz_rows = row_totals(flat_ind) * filters
     else:
-        flat_mag, flat_ind = magnitude.reshape(rows, -1), indicator.reshape(rows, -1)
         if flat_mag.shape[1] * math.prod(geo.kernel) >= _F32_TERMS:  # keep the dot products exact
             flat_mag, flat_ind = flat_mag.double(), flat_ind.double()
         fan = fanout_map(geo, spatial, x.shape[1], flat_mag)
         value_rows = (flat_mag @ fan) * filters
-        nz_events = total(flat_ind @ fan) * filters
+        nz_rows = (flat_ind @ fan) * filters
     stats.rows["events_value"] = value_rows
+    stats.samples["events_nonzero"] = nz_rows
     stats.add["events_value"] = total(value_rows)
-    stats.add["events_nonzero"] = nz_events
+    stats.add["events_nonzero"] = total(nz_rows)
     fan_in = module.weight[0].numel()
     stats.add["dense_macs"] = output.numel() * fan_in
     stats.add["valid_connections"] = conv_valid_connections(module, spatial) * rows
@@ -259,15 +285,15 @@ def conv_rule(module: nn.Module, inputs: tuple, output: torch.Tensor) -> CallSta
 def linear_rule(module: nn.Module, inputs: tuple, output: torch.Tensor) -> CallStats:
     """Linear: every non-zero input reaches all ``out_features`` outputs."""
     x = inputs[0].detach()
-    flat = x.reshape(-1, module.in_features)
-    rows, out = flat.shape[0], module.out_features
+    rows, out = x.numel() // module.in_features, module.out_features
     stats = CallStats()
-    value_stats(flat, "in_", stats)
+    # [B, in], [T, B, in], [T, B, N, in]: one sample row per index of the leading (T, B) dims.
+    _, indicator = value_stats(sample_view(x, min(2, x.dim() - 1)), "in_", stats)
     value_rows = stats.rows.pop("in_abs") * out
-    nz_events = stats.add["in_nonzero"] * out
     stats.rows["events_value"] = value_rows
+    stats.samples["events_nonzero"] = row_totals(indicator) * out
     stats.add["events_value"] = total(value_rows)
-    stats.add["events_nonzero"] = nz_events
+    stats.add["events_nonzero"] = stats.add["in_nonzero"] * out
     stats.add["dense_macs"] = rows * module.in_features * out
     stats.add["valid_connections"] = rows * module.in_features * out
     stats.post = synapse_tool_counts
@@ -294,8 +320,8 @@ def mul_rule(module: nn.Module, inputs: tuple, output: torch.Tensor) -> CallStat
     a, b = (t.detach() for t in inputs[:2])
     magnitude = output.detach().abs()
     stats = CallStats()
-    value_stats(a, "a_", stats)
-    value_stats(b, "b_", stats)
+    value_stats(sample_view(a, 1), "a_", stats)
+    value_stats(sample_view(b, 1), "b_", stats)
     del stats.rows["a_abs"], stats.rows["b_abs"]  # operand rows are not per-step quantities here
     value_rows = row_totals(magnitude)
     stats.rows["events_value"] = value_rows
@@ -309,16 +335,21 @@ def mul_rule(module: nn.Module, inputs: tuple, output: torch.Tensor) -> CallStat
 
 def matmul_rule(module: nn.Module, inputs: tuple, output: torch.Tensor) -> CallStats:
     """Batched ``a @ b``: value coincidences Σ_ikj |a_ik|·|b_kj| = Σ_k colsum|a|_k · rowsum|b|_k,
-    without forming the products. SpikingJelly's bmm rule is reproduced per call for comparison."""
+    without forming the products. SpikingJelly's bmm rule is reproduced per sample for comparison."""
     a, b = (t.detach() for t in inputs[:2])
     n, k, m = a.shape[-2], a.shape[-1], b.shape[-1]
+    # Sample rows over the leading (T, B) batch dims; broadcast operands: one group per call.
+    lead = min(2, a.dim() - 2) if a.shape[:-2] == b.shape[:-2] else 0
     stats = CallStats()
-    abs_a, ind_a = value_stats(a, "a_", stats)
-    abs_b, ind_b = value_stats(b, "b_", stats)
+    abs_a, ind_a = (t.reshape(a.shape) for t in value_stats(sample_view(a, lead), "a_", stats))
+    abs_b, ind_b = (t.reshape(b.shape) for t in value_stats(sample_view(b, lead), "b_", stats))
     del stats.rows["a_abs"], stats.rows["b_abs"]
     f64 = torch.float64  # products of column and row sums can exceed float32's exact integers
     coincide = abs_a.sum(-2, dtype=f64) * abs_b.sum(-1, dtype=f64)  # [..., k], broadcast batch dims
     nonzero = ind_a.sum(-2, dtype=f64) * ind_b.sum(-1, dtype=f64)
+    stats.samples["events_value"] = row_totals(sample_view(coincide, lead))
+    stats.samples["a_nonzero"] = row_totals(sample_view(ind_a, lead))
+    stats.samples["b_nonzero"] = row_totals(sample_view(ind_b, lead))
     value_rows = row_totals(coincide)
     stats.rows["events_value"] = value_rows
     stats.add["events_value"] = total(value_rows)
@@ -330,16 +361,17 @@ def matmul_rule(module: nn.Module, inputs: tuple, output: torch.Tensor) -> CallS
     rep_a = batch // max(a.numel() // max(n * k, 1), 1)
     rep_b = batch // max(b.numel() // max(k * m, 1), 1)
 
-    def spikingjelly(values: dict[str, float]) -> dict[str, float]:
-        bin_a, _ = spike_flags(values, "a_")
-        bin_b, _ = spike_flags(values, "b_")
-        if bin_a and bin_b:
-            return {"spikingjelly_synops": values["events_value"]}
-        if bin_a:
-            return {"spikingjelly_synops": values["a_nonzero"] * rep_a * m}
-        if bin_b:
-            return {"spikingjelly_synops": values["b_nonzero"] * rep_b * n}
-        return {"spikingjelly_synops": 0.0}
+    def spikingjelly(values: dict[str, float], groups: dict[str, list[list[float]]]) -> dict[str, float]:
+        synops = 0.0
+        flags = zip(spike_flags(groups, "a_"), spike_flags(groups, "b_"), strict=True)
+        for i, ((bin_a, _), (bin_b, _)) in enumerate(flags):  # per sample, as with one per call
+            if bin_a and bin_b:
+                synops += sum(groups["events_value"][i])
+            elif bin_a:
+                synops += sum(groups["a_nonzero"][i]) * rep_a * m
+            elif bin_b:
+                synops += sum(groups["b_nonzero"][i]) * rep_b * n
+        return {"spikingjelly_synops": synops}
 
     stats.post = spikingjelly
     stats.info.update(op="matmul", n=n, k=k, m=m)
@@ -351,7 +383,7 @@ def sum_rule(module: nn.Module, inputs: tuple, output: torch.Tensor) -> CallStat
     accumulation, integer addends count by value."""
     x = inputs[0].detach()
     stats = CallStats()
-    value_stats(x, "a_", stats)
+    value_stats(sample_view(x, 1), "a_", stats)
     value_rows = stats.rows.pop("a_abs")
     stats.rows["events_value"] = value_rows
     stats.add["events_value"] = total(value_rows)
@@ -427,10 +459,6 @@ def pool_rule(module: nn.Module, inputs: tuple, output: torch.Tensor) -> CallSta
     stats = CallStats()
     stats.add["comparisons"] = output.numel() * (math.prod(kernel) - 1)
     stats.add["elems"] = output.numel()
-    low, high = torch.aminmax(x)
-    frac_low, frac_high = torch.aminmax(torch.frac(x))
-    stats.low["in_min"], stats.high["in_max"] = low, high
-    stats.low["in_frac_low"], stats.high["in_frac_high"] = frac_low, frac_high
     stats.info.update(op="maxpool", kernel=list(kernel))
     return stats
 

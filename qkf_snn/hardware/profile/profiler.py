@@ -12,7 +12,6 @@ plain inference; each hooked call costs a few tensor reductions and no host sync
 from __future__ import annotations
 
 import re
-import weakref
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -22,7 +21,8 @@ from torch import nn
 from torch.utils._pytree import tree_flatten, tree_map
 
 from qkf_snn.hardware.profile.audit import FunctionalAudit
-from qkf_snn.hardware.profile.counters import CallStats, Counter, find_counter
+from qkf_snn.hardware.profile.counters import CallStats, Counter, by_sample, find_counter
+from qkf_snn.hardware.profile.kinds import KINDS, OUTPUT_KIND, REAL, SPIKE, KindTracer, join
 from qkf_snn.hardware.profile.records import (
     NeuronRecord,
     OperandRecord,
@@ -36,12 +36,10 @@ from qkf_snn.hardware.profile.records import (
 # Synaptic layers whose last name component is `head` or ends in `_head` are read-out heads
 # (the paper convention lets them be counted as MAC or AC).
 HEAD_PATTERN = r"(^|\.)([A-Za-z0-9]+_)?head$"
+# A synaptic layer's role from its input's kind: real input makes it a MAC ("analog") layer.
+ROLES: dict[str, str] = dict(zip(KINDS, ("spike", "integer", "analog"), strict=True))
 
 Forward = Callable[[nn.Module, Any], Any]
-
-
-def _dead() -> None:  # a weakref that never resolves
-    return None
 
 
 def batch_size(batch: Any) -> int:
@@ -89,9 +87,13 @@ class _Layer:
         self.steps: dict[str, list[float]] = {}
         self.steps_ok = True
         self.calls = 0
+        self.kinds: list[str] = []  # per positional input, joined over calls (kinds.py)
 
-    def record(self, stats: CallStats) -> None:
+    def record(self, stats: CallStats, kinds: list[str]) -> None:
         self.calls += 1
+        if len(kinds) > len(self.kinds):
+            self.kinds += kinds[len(self.kinds) :]
+        self.kinds = [join([a, b]) for a, b in zip(self.kinds, kinds + self.kinds[len(kinds) :], strict=True)]
         self.pending.append(_Call(stats))
         if not self.info:
             self.info = dict(stats.info)
@@ -104,14 +106,20 @@ class _Layer:
             return None
         return len(calls[0].rows["spikes"]) if self.info.get("multistep") else len(calls)
 
+    def input_kind(self, i: int) -> str:
+        return self.kinds[i] if i < len(self.kinds) else REAL
+
     def absorb(
-        self, calls: list[tuple[dict, dict, dict, dict]], steps: int, samples: int, time_major: bool
+        self, calls: list[tuple[dict, dict, dict, dict, dict]], steps: int, samples: int, time_major: bool
     ) -> None:
         """Add this batch's calls, already read back as Python numbers."""
         rows: dict[str, list[list[float]]] = defaultdict(list)
-        for (add, low, high, vecs), post in zip(calls, [c.stats.post for c in self.pending], strict=True):
+        for (add, low, high, vecs, per_row), post in zip(
+            calls, [c.stats.post for c in self.pending], strict=True
+        ):
             if post is not None:
-                add = {**add, **post({**add, **low, **high})}
+                groups = {k: by_sample(v, samples) for k, v in per_row.items()}
+                add = {**add, **post({**add, **low, **high}, groups)}
             for k, v in add.items():
                 self.add[k] += v
             for k, v in low.items():
@@ -186,7 +194,8 @@ class Profiler:
         self._in_run = False
         self._depth = 0
         self._busy = False
-        self._product_outputs: dict[int, weakref.ref] = {}
+        self._tracer: KindTracer | None = None  # active while a batch runs
+        self._closed = False
 
     # --- hooks -------------------------------------------------------------------------------------
     def __enter__(self) -> Profiler:
@@ -196,6 +205,7 @@ class Profiler:
                 self._handles.append(module.register_forward_hook(self._make_hook(module, counter)))
         self._handles.append(self.model.register_forward_pre_hook(self._root_pre, with_kwargs=True))
         self._handles.append(self.model.register_forward_hook(self._root_post))
+        self._handles.append(self.model.register_forward_hook(self._root_failed, always_call=True))
         return self
 
     def __exit__(self, *exc) -> None:
@@ -214,14 +224,13 @@ class Profiler:
                         layer.static = counter.describe(mod)
                 with torch.no_grad():
                     stats = counter.rule(mod, inputs, output)
-                if counter.kind == "product":
-                    # An operand that is another product's output (SSA's KᵀV) holds accumulated
-                    # coincidence counts: an integer matrix even when its values happen to be 0/1.
-                    stats.info["accumulated"] = [
-                        i for i, t in enumerate(inputs) if self._product_outputs.get(id(t), _dead)() is t
-                    ]
-                    self._product_outputs[id(output)] = weakref.ref(output)
-                layer.record(stats)
+                tracer = self._tracer
+                kinds = [tracer.kind(t) if tracer else REAL for t in inputs if isinstance(t, torch.Tensor)]
+                if tracer is not None and counter.kind in OUTPUT_KIND:
+                    # single-step snnTorch neurons return (spk, mem): only spk is spikes
+                    spikes = output[0] if isinstance(output, tuple) else output
+                    tracer.mark(spikes, OUTPUT_KIND[counter.kind])
+                layer.record(stats, kinds)
             finally:
                 self._busy = False
 
@@ -231,11 +240,38 @@ class Profiler:
         self._depth += 1
         if not self._in_run and self._depth == 1:
             self._begin(batch_size((args, kwargs)))
+            self._trace(True)
 
     def _root_post(self, module: nn.Module, inputs: tuple, output: Any) -> None:
         self._depth -= 1
+        self._closed = True
         if not self._in_run and self._depth == 0:
+            self._trace(False)
             self._end()
+
+    def _root_failed(self, module: nn.Module, inputs: tuple, output: Any) -> None:
+        """Runs after every root call; when ``_root_post`` did not (the forward raised), the
+        tracer is left and the batch counts for nothing."""
+        if self._closed:
+            self._closed = False
+            return
+        self._depth -= 1
+        if not self._in_run and self._depth == 0:
+            self._trace(False)
+            self._discard()
+
+    def _trace(self, on: bool) -> None:
+        """Enter (a fresh) or leave the kind tracer of the current batch."""
+        if on:
+            self._tracer = KindTracer(lambda: self._busy)
+            self._tracer.__enter__()
+        elif self._tracer is not None:
+            tracer, self._tracer = self._tracer, None
+            tracer.__exit__(None, None, None)
+
+    def _discard(self) -> None:
+        for layer in self.layers.values():  # a failed batch counts for nothing
+            layer.pending.clear()
 
     def _begin(self, samples: int) -> None:
         self._batch_samples = samples
@@ -253,7 +289,7 @@ class Profiler:
             # Read every tensor statistic of this batch back at once: one synchronisation per batch.
             calls = [(layer, call) for layer in self.layers.values() for call in layer.pending]
             packed = [call.packed for _, call in calls if call.packed is not None]
-            rows = [v for _, call in calls for v in call.stats.rows.values()]
+            rows = [v for _, call in calls for v in (*call.stats.rows.values(), *call.stats.samples.values())]
             values = _read_back(packed + rows)
             scalars, vectors = iter(values[: len(packed)]), iter(values[len(packed) :])
             resolved: dict[_Layer, list] = defaultdict(list)
@@ -268,11 +304,11 @@ class Profiler:
                     for (section, key), value in zip(call.keys, next(scalars), strict=True):
                         sections[section][key] = value
                 vecs = {key: next(vectors) for key in st.rows}
-                resolved[layer].append((sections["add"], sections["low"], sections["high"], vecs))
+                per_row = {key: next(vectors) for key in st.samples}
+                resolved[layer].append((sections["add"], sections["low"], sections["high"], vecs, per_row))
             for layer in self.layers.values():
                 if layer.pending:
                     layer.absorb(resolved[layer], batch_steps, samples, time_major)
-            self._product_outputs.clear()
             self.time_steps = max(self.time_steps, batch_steps)
             self.samples += samples
             self.batches += 1
@@ -286,6 +322,7 @@ class Profiler:
         forward = forward or (lambda model, b: model(b))
         self._begin(batch_size(batch))
         self._in_run = True
+        self._trace(True)
         try:
             with torch.no_grad():
                 if audit:
@@ -298,10 +335,10 @@ class Profiler:
                 else:
                     out = forward(self.model, batch)
         except BaseException:
-            for layer in self.layers.values():  # a failed batch counts for nothing
-                layer.pending.clear()
+            self._discard()
             raise
         finally:
+            self._trace(False)
             self._in_run = False
         self._end()
         return out
@@ -368,15 +405,6 @@ class Profiler:
         )
 
     @staticmethod
-    def _kind(layer: _Layer, prefix: str) -> str:
-        """spike: every value in {0, 1}; integer: integer-valued (the residual stream); real."""
-        if layer.low[f"{prefix}frac_low"] < 0 or layer.high[f"{prefix}frac_high"] > 0:
-            return "real"
-        if layer.low[f"{prefix}min"] >= 0 and layer.high[f"{prefix}max"] <= 1:
-            return "spike"
-        return "integer"
-
-    @staticmethod
     def _max_abs(layer: _Layer, prefix: str) -> float:
         return max(abs(layer.low[f"{prefix}min"]), abs(layer.high[f"{prefix}max"]))
 
@@ -384,11 +412,8 @@ class Profiler:
         a, info = layer.add, layer.info
         per_step = self._steps(layer, "events_value")
         steps = len(per_step) if per_step else self.time_steps
-        kind = self._kind(layer, "in_")
-        if self.head_pattern.search(layer.name):
-            role = "head"
-        else:
-            role = {"real": "analog", "spike": "spike", "integer": "integer"}[kind]
+        kind = layer.input_kind(0)  # from the model's structure (kinds.py), not from the values
+        role = "head" if self.head_pattern.search(layer.name) else ROLES[kind]
         elems = a["in_elems"]
         return SynapseRecord(
             name=layer.name,
@@ -428,12 +453,9 @@ class Profiler:
             if f"{prefix}elems" not in a:
                 continue
             elems = a[f"{prefix}elems"]
-            accumulated = i in info.get("accumulated", ())
             operands.append(
                 OperandRecord(
-                    kind="integer"
-                    if accumulated and self._kind(layer, prefix) != "real"
-                    else self._kind(layer, prefix),
+                    kind=layer.input_kind(i),
                     nonzero_share=float(a[f"{prefix}nonzero"]) / elems if elems else 0.0,
                     mean=float(a[f"{prefix}abs_sum"]) / elems if elems else 0.0,
                     max=self._max_abs(layer, prefix),
@@ -456,7 +478,7 @@ class Profiler:
     def _other(self, layer: _Layer) -> OtherRecord:
         a, info = layer.add, layer.info
         if info["op"] == "maxpool":
-            analog = self._kind(layer, "in_") != "spike"
+            analog = layer.input_kind(0) != SPIKE
             note = (
                 "max over analog values (BN outputs, before the neuron): not event-driven"
                 if analog
