@@ -9,7 +9,11 @@
 - ``spikingjelly``: SpikingJelly 2.0 SynOpCounter (conv/linear/matmul with {0, 1} inputs only).
 - ``ann``: the ANN twin, every synaptic layer and product dense, one pass (T = 1).
 
-All numbers are per sample.
+All numbers are per sample. All but one are additive: a clip's count is the same whether it is
+profiled alone or inside any batch or split, and a split's count is the mean of its clips'. The
+exception is inherent to the paper rule for products of two spike tensors (Kᵀ·V, mask ⊙ K): it
+prices them at min(fr_a, fr_b) of the *split's* firing rates, and a minimum of means is not a mean
+of minima. Those rows are flagged ``split_level`` and their AC is reported apart (``SPLIT_LEVEL``).
 """
 
 from __future__ import annotations
@@ -75,6 +79,13 @@ class LayerCounts:
     exact_ac: float
     ann_mac: float  # ANN twin, one pass
     ann_ac: float  # ANN twin additions (the Sum of QKTA/QKCA)
+    split_level: bool = False  # paper count from the split's firing rates: not additive per sample
+
+
+SPLIT_LEVEL = (
+    "split-level: spike×spike products are priced at min(fr_a, fr_b) of the split's firing rates "
+    "(Spikformer's rule), so this part of a clip's number depends on the clips profiled with it"
+)
 
 
 def _integer_paper(
@@ -122,6 +133,7 @@ def product_counts(r: ProductRecord, o: CountOptions) -> LayerCounts:
     # Products: Spikformer's rule. Both operands spikes: the lower rate (T·H·N·d²·min(fr_K, fr_V));
     # one spike operand: its rate (T·H·N·d²·fr_Q for Q·(KᵀV)); no spikes: dense MACs.
     spike_rates = [op.nonzero_share for op in r.operands if op.kind == "spike"]
+    both = len(spike_rates) == len(kinds) > 1
     if len(spike_rates) == len(kinds):
         paper = (0.0, min(spike_rates) * dense)
     elif spike_rates:
@@ -132,7 +144,7 @@ def product_counts(r: ProductRecord, o: CountOptions) -> LayerCounts:
         exact = (r.events_nonzero, 0.0)
     else:
         exact = (0.0, r.events_value)
-    return LayerCounts(r.name, r.group, "product", "attention", *paper, *exact, dense / steps, 0.0)
+    return LayerCounts(r.name, r.group, "product", "attention", *paper, *exact, dense / steps, 0.0, both)
 
 
 def layer_counts(profile: Profile, options: CountOptions) -> list[LayerCounts]:
@@ -152,7 +164,11 @@ def convention_totals(profile: Profile, options: CountOptions) -> dict[str, dict
     rows = layer_counts(profile, options)
     syn = profile.synapses
     return {
-        "paper": {"mac": _sum(rows, "paper_mac"), "ac": _sum(rows, "paper_ac")},
+        "paper": {
+            "mac": _sum(rows, "paper_mac"),
+            "ac": _sum(rows, "paper_ac"),
+            "split_level_ac": sum(r.paper_ac for r in rows if r.split_level),
+        },
         "exact": {"mac": _sum(rows, "exact_mac"), "ac": _sum(rows, "exact_ac")},
         "neurobench": {
             "mac": sum(r.neurobench_mac for r in syn),

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from qkf_snn.hardware.profile.conventions import CountOptions, layer_counts, product_counts
+from qkf_snn.hardware.profile.conventions import SPLIT_LEVEL, CountOptions, layer_counts, product_counts
 from qkf_snn.hardware.profile.records import Profile
 
 
@@ -171,6 +171,9 @@ def _arith(convention: str, precision: str) -> Callable[[Profile, CountOptions],
             mac, ac = mac + m, ac + a
         ann = energy_45nm(sum(r.ann_mac for r in rows), sum(r.ann_ac for r in rows), precision)
         notes = ["BN folded, neuron updates, pooling and residual additions excluded (paper convention)"]
+        split = sum(getattr(r, f"{convention}_ac") for r in rows if r.split_level and convention == "paper")
+        if split:
+            notes.append(f"{SPLIT_LEVEL}: {split:.4g} of its AC")
         return EnergyResult(
             model=f"h45_{precision}_{convention}",
             title=f"45 nm {precision.upper()} arithmetic, {convention} counts",

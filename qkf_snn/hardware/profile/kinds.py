@@ -23,6 +23,8 @@ import torch
 from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_flatten
 
+from qkf_snn.hardware.profile.audit import op_name
+
 SPIKE, INTEGER, REAL = "spike", "integer", "real"
 KINDS: tuple[str, ...] = (SPIKE, INTEGER, REAL)  # ordered: a join takes the later one
 
@@ -90,12 +92,16 @@ PROPAGATION: dict[str, Rule] = {
 _ARITHMETIC = frozenset({"add", "sub", "mul"})
 
 
+_OPS: dict[Any, str] = {}  # torch function -> op_name(function), memoised: this runs on every call
+
+
 class KindTracer(TorchFunctionMode):
     """Tags tensors with their kind as the model runs. Untagged tensors (the data) are real.
 
     ``busy()`` is true while the profiler's own hooks run: their reductions are not the model's.
-    Tags are kept by ``id`` with a weak reference, so a freed tensor's reused id is never mistaken
-    for it, and nothing is attached to the model's tensors.
+    Tags are kept by ``id`` with a weak
+    reference, so a freed tensor's reused id is never mistaken for it, and nothing is attached to
+    the model's tensors.
     """
 
     def __init__(self, busy: Callable[[], bool]) -> None:
@@ -112,7 +118,7 @@ class KindTracer(TorchFunctionMode):
 
     def mark(self, value: Any, kind: str) -> None:
         """Tag a tensor (or every tensor of a tuple/list output) as ``kind``."""
-        for t in tree_flatten(value)[0]:
+        for t in (value,) if isinstance(value, torch.Tensor) else tree_flatten(value)[0]:
             if isinstance(t, torch.Tensor):
                 if kind == REAL:
                     self._tags.pop(id(t), None)
@@ -127,14 +133,15 @@ class KindTracer(TorchFunctionMode):
         out = func(*args, **kwargs)
         if self.busy():
             return out
-        from qkf_snn.hardware.profile.audit import op_name  # audit imports the models; keep it lazy
-
-        op = op_name(func)
-        if op in ("__get__", "size", "dim", "numel"):
-            return out
+        op = _OPS.get(func)
+        if op is None:
+            op = _OPS[func] = op_name(func)
         rule = PROPAGATION.get(op)
         if rule is None:
-            self.mark(out, REAL)  # also clears the tag of a tensor modified in place
+            if isinstance(out, torch.Tensor):
+                self._tags.pop(id(out), None)  # real; also clears a tensor modified in place
+            elif isinstance(out, (tuple, list)):
+                self.mark(out, REAL)
             return out
         leaves = tree_flatten((args, kwargs))[0]
         kinds = [self.kind(t) for t in leaves if isinstance(t, torch.Tensor)]

@@ -195,6 +195,9 @@ class Profiler:
         self._depth = 0
         self._busy = False
         self._tracer: KindTracer | None = None  # active while a batch runs
+        # Inside a neuron (its output's kind is declared) torch functions are not traced: the
+        # neurons' step loops are most of a model's torch calls. A stack, since neurons may nest.
+        self._opaque: list[torch._C.DisableTorchFunction] = []
         self._closed = False
 
     # --- hooks -------------------------------------------------------------------------------------
@@ -203,6 +206,9 @@ class Profiler:
             counter = find_counter(module)
             if counter is not None and counter.rule is not None:
                 self._handles.append(module.register_forward_hook(self._make_hook(module, counter)))
+                if counter.kind in OUTPUT_KIND:  # the tracer does not follow what happens inside
+                    self._handles.append(module.register_forward_pre_hook(self._enter_opaque))
+                    self._handles.append(module.register_forward_hook(self._leave_opaque, always_call=True))
         self._handles.append(self.model.register_forward_pre_hook(self._root_pre, with_kwargs=True))
         self._handles.append(self.model.register_forward_hook(self._root_post))
         self._handles.append(self.model.register_forward_hook(self._root_failed, always_call=True))
@@ -222,7 +228,7 @@ class Profiler:
                     layer = self.layers[mod] = _Layer(self.names[mod], mod, counter, len(self.layers))
                     if counter.describe is not None:
                         layer.static = counter.describe(mod)
-                with torch.no_grad():
+                with torch.no_grad(), torch._C.DisableTorchFunction():  # no mode sees our reductions
                     stats = counter.rule(mod, inputs, output)
                 tracer = self._tracer
                 kinds = [tracer.kind(t) if tracer else REAL for t in inputs if isinstance(t, torch.Tensor)]
@@ -235,6 +241,16 @@ class Profiler:
                 self._busy = False
 
         return hook
+
+    def _enter_opaque(self, module: nn.Module, inputs: tuple) -> None:
+        if self._tracer is not None:
+            off = torch._C.DisableTorchFunction()
+            off.__enter__()
+            self._opaque.append(off)
+
+    def _leave_opaque(self, module: nn.Module, inputs: tuple, output: Any) -> None:
+        if self._opaque:  # always called, also when the neuron raised
+            self._opaque.pop().__exit__(None, None, None)
 
     def _root_pre(self, module: nn.Module, args: tuple, kwargs: dict) -> None:
         self._depth += 1

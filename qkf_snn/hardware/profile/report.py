@@ -14,6 +14,7 @@ import torch
 import qkf_snn
 from qkf_snn.errors import UserError
 from qkf_snn.hardware.profile.conventions import (
+    SPLIT_LEVEL,
     CountOptions,
     convention_totals,
     layer_counts,
@@ -38,6 +39,13 @@ DEFINITIONS = {
     "ann": "ANN twin: every layer dense, one pass (T = 1)",
 }
 MAIN_ENERGY = "h45_fp32_exact"
+PER_SAMPLE = "per sample: additive (a clip's number does not depend on the clips profiled with it)"
+
+
+def scope(totals: dict[str, float]) -> str:
+    """Whether a convention's total is additive per sample, or partly split-level (and how much)."""
+    split = totals.get("split_level_ac", 0.0)
+    return f"{SPLIT_LEVEL}: {_n(split)} of its AC" if split else PER_SAMPLE
 
 
 def build_report(
@@ -54,6 +62,7 @@ def build_report(
         totals["energy_h45_fp32_pj"] = (
             totals["mac"] * CONSTANTS["h45.fp32.mac"].value + totals["ac"] * CONSTANTS["h45.fp32.ac"].value
         )
+        totals["scope"] = scope(totals)
     per_step = {
         "spikes": _sum_lists([n.spikes_per_step for n in profile.neurons]),
         "synaptic_events": _sum_lists(
@@ -240,16 +249,24 @@ def markdown(doc: dict) -> str:
         "## Synaptic operations: every convention side by side",
         "",
         _table(
-            ["convention", "MAC", "AC", "E @45 nm FP32 (µJ)", "definition"],
+            ["convention", "MAC", "AC", "E @45 nm FP32 (µJ)", "definition", "scope"],
             [
-                [k, _n(v["mac"]), _n(v["ac"]), _uj(v["energy_h45_fp32_pj"]), t["definitions"][k]]
+                [
+                    k,
+                    _n(v["mac"]),
+                    _n(v["ac"]),
+                    _uj(v["energy_h45_fp32_pj"]),
+                    t["definitions"][k],
+                    v.get("scope", PER_SAMPLE),
+                ]
                 for k, v in conv.items()
             ],
-        ),
+        ),  # fmt: skip
         "",
         f"NeuroBench 'Dense' (valid connections, padding excluded): {_n(conv['neurobench']['dense'])}.",
         "",
-        "Paper-convention totals with one option changed at a time:",
+        "Paper-convention totals with one option changed at a time"
+        + (" (each partly split-level, as above):" if conv["paper"].get("split_level_ac") else ":"),
         "",
         _table(
             ["option", "value", "MAC", "AC", "E @45 nm FP32 (µJ)"],
@@ -396,7 +413,8 @@ def markdown(doc: dict) -> str:
                         r["op"],
                         "; ".join(f"{o['kind']} {o['nonzero_share']:.3f}" for o in r["operands"]),
                         _n(r["dense_ops"]),
-                        _n(counts[r["name"]]["paper_ac"]),
+                        _n(counts[r["name"]]["paper_ac"])
+                        + (" (split-level)" if counts[r["name"]].get("split_level") else ""),
                         _n(counts[r["name"]]["exact_ac"] + counts[r["name"]]["exact_mac"]),
                         _n(r["spikingjelly_synops"]),
                     ]
@@ -489,10 +507,12 @@ def rich_tables(doc: dict) -> list:
         f"{ps['spikes_per_synapse']:.3f}",
     )
     conv = Table(title="Synaptic operations per sample, every convention")
-    for col in ("convention", "MAC", "AC", "µJ @45nm FP32"):
-        conv.add_column(col, justify="right" if col != "convention" else "left")
+    for col in ("convention", "MAC", "AC", "µJ @45nm FP32", "scope"):
+        conv.add_column(col, justify="left" if col in ("convention", "scope") else "right")
     for k, v in t["conventions"].items():
-        conv.add_row(k, _n(v["mac"]), _n(v["ac"]), _uj(v["energy_h45_fp32_pj"]))
+        split = v.get("split_level_ac", 0.0)
+        where = f"split-level: {_n(split)} AC (spike×spike products)" if split else "per sample"
+        conv.add_row(k, _n(v["mac"]), _n(v["ac"]), _uj(v["energy_h45_fp32_pj"]), where)
     energy = Table(title="Energy per sample")
     for col in ("model", "basis", "SNN µJ", "ANN twin µJ"):
         energy.add_column(col, justify="right" if "µJ" in col else "left")
