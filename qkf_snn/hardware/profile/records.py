@@ -38,7 +38,7 @@ class SynapseRecord:
     cls: str
     op: str  # conv | linear
     role: str  # analog (real input: MAC layer) | spike | integer (residual stream) | head
-    input_kind: str  # spike ({0,1}) | integer | real
+    input_kind: str  # spike (a neuron's output) | integer (sum of spikes) | real: from structure (kinds.py)
     kernel: list[int]
     stride: list[int]
     groups: int
@@ -53,7 +53,7 @@ class SynapseRecord:
     valid_connections: float  # same without padded positions (NeuroBench "Dense")
     input_nonzero_share: float  # paper firing rate fr
     input_mean: float  # mean |input| (spikes per input element for the integer stream)
-    input_max: float
+    input_max: float  # largest |x| seen: a split-level maximum, not additive
     events_value: float  # Σ |x| · fan-out
     events_nonzero: float  # Σ 1[x≠0] · fan-out
     events_per_step: list[float] | None  # value events per step
@@ -64,10 +64,10 @@ class SynapseRecord:
 
 @dataclass
 class OperandRecord:
-    kind: str  # spike | integer | real
+    kind: str  # spike | integer | real (from the model's structure, kinds.py)
     nonzero_share: float
     mean: float  # mean |value|
-    max: float  # max |value|
+    max: float  # max |value| seen: split-level
 
 
 @dataclass
