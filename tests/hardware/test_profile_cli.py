@@ -83,3 +83,36 @@ def test_bad_input_is_one_line(monkeypatch, capsys, checkpoint, args, message):
     code, _, stderr = run_cli(monkeypatch, capsys, *args)
     assert code == 2
     assert message in stderr and len(stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_installed_qkf_profile_numbers_do_not_depend_on_the_batch_size(checkpoint, tmp_path):
+    """The installed `qkf profile`, as users call it: the same 4 clips profiled with --batch-size 4
+    and --batch-size 1 give the same per-sample numbers in profile.json (the issue's repro used
+    --integer-inputs mac: +3.3 % as one batch), and the split-level paper total says so."""
+    import subprocess
+    from pathlib import Path
+
+    path, cache = checkpoint
+    qkf = Path(sys.executable).with_name("qkf")
+    docs = {}
+    for batch in (4, 1):
+        out = tmp_path / f"b{batch}"
+        args = [str(qkf), "profile", str(path), "--data", str(cache), "--split", "train", "--samples", "4",
+                "--batch-size", str(batch), "--out", str(out), "--integer-inputs", "mac"]  # fmt: skip
+        proc = subprocess.run(args, capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr
+        docs[batch] = json.loads((out / "profile.json").read_text())
+        assert "split-level" in (out / "profile.md").read_text() and "split-level" in proc.stdout
+    one, each = (docs[b]["totals"]["conventions"] for b in (4, 1))
+    for conv in one:
+        for key, value in one[conv].items():
+            assert value == (
+                pytest.approx(each[conv][key], rel=1e-6) if isinstance(value, float) else each[conv][key]
+            )
+    assert one["paper"]["split_level_products"] == 6  # QKTA masks (2 stages) and SSA Kᵀ·V, per modality
+    assert one["paper"]["scope"].startswith("split-level") and one["exact"]["scope"].startswith("per sample")
+    for a, b in zip(docs[4]["measurements"]["synapses"], docs[1]["measurements"]["synapses"], strict=True):
+        assert (a["name"], a["input_kind"], a["role"]) == (b["name"], b["input_kind"], b["role"])
+        for key in ("dense_macs", "events_value", "events_nonzero", "neurobench_ac", "neurobench_mac"):
+            assert a[key] == pytest.approx(b[key], rel=1e-6), (a["name"], key)

@@ -56,7 +56,9 @@ def test_markdown_and_plots(written):
     assert "every convention side by side" in text and "Break-even" in text
     for line in text.splitlines():  # an unescaped '|' inside a cell would break the table
         if line.startswith("| paper |") or line.startswith("| exact |"):
-            assert len(re.findall(r"(?<!\\)\|", line)) == 6
+            assert len(re.findall(r"(?<!\\)\|", line)) == 7
+            # the scope column: the paper rule's spike×spike products are split-level, the rest not
+            assert ("split-level" in line) == line.startswith("| paper |"), line
     for key in ("firing_rates", "energy_per_layer"):
         data = paths[key].read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000

@@ -167,6 +167,7 @@ def convention_totals(profile: Profile, options: CountOptions) -> dict[str, dict
         "paper": {
             "mac": _sum(rows, "paper_mac"),
             "ac": _sum(rows, "paper_ac"),
+            "split_level_products": sum(r.split_level for r in rows),
             "split_level_ac": sum(r.paper_ac for r in rows if r.split_level),
         },
         "exact": {"mac": _sum(rows, "exact_mac"), "ac": _sum(rows, "exact_ac")},

@@ -172,9 +172,9 @@ def _arith(convention: str, precision: str) -> Callable[[Profile, CountOptions],
             mac, ac = mac + m, ac + a
         ann = energy_45nm(sum(r.ann_mac for r in rows), sum(r.ann_ac for r in rows), precision)
         notes = ["BN folded, neuron updates, pooling and residual additions excluded (paper convention)"]
-        split = sum(getattr(r, f"{convention}_ac") for r in rows if r.split_level and convention == "paper")
+        split = [r.paper_ac for r in rows if r.split_level and convention == "paper"]
         if split:
-            notes.append(f"{SPLIT_LEVEL}: {split:.4g} of its AC")
+            notes.append(f"{SPLIT_LEVEL}: {len(split)} products, {sum(split):.4g} of its AC")
         return EnergyResult(
             model=f"h45_{precision}_{convention}",
             title=f"45 nm {precision.upper()} arithmetic, {convention} counts",

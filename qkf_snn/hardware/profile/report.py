@@ -44,8 +44,12 @@ PER_SAMPLE = "per sample: additive (a clip's number does not depend on the clips
 
 def scope(totals: dict[str, float]) -> str:
     """Whether a convention's total is additive per sample, or partly split-level (and how much)."""
-    split = totals.get("split_level_ac", 0.0)
-    return f"{SPLIT_LEVEL}: {_n(split)} of its AC" if split else PER_SAMPLE
+    products = totals.get("split_level_products", 0)
+    return (
+        f"{SPLIT_LEVEL}: {products} products, {_n(totals['split_level_ac'])} of its AC"
+        if products
+        else PER_SAMPLE
+    )
 
 
 def build_report(
@@ -266,7 +270,7 @@ def markdown(doc: dict) -> str:
         f"NeuroBench 'Dense' (valid connections, padding excluded): {_n(conv['neurobench']['dense'])}.",
         "",
         "Paper-convention totals with one option changed at a time"
-        + (" (each partly split-level, as above):" if conv["paper"].get("split_level_ac") else ":"),
+        + (" (each partly split-level, as above):" if conv["paper"].get("split_level_products") else ":"),
         "",
         _table(
             ["option", "value", "MAC", "AC", "E @45 nm FP32 (µJ)"],
@@ -510,8 +514,10 @@ def rich_tables(doc: dict) -> list:
     for col in ("convention", "MAC", "AC", "µJ @45nm FP32", "scope"):
         conv.add_column(col, justify="left" if col in ("convention", "scope") else "right")
     for k, v in t["conventions"].items():
-        split = v.get("split_level_ac", 0.0)
-        where = f"split-level: {_n(split)} AC (spike×spike products)" if split else "per sample"
+        products = v.get("split_level_products", 0)
+        where = (
+            f"split-level: {_n(v['split_level_ac'])} AC (spike×spike products)" if products else "per sample"
+        )
         conv.add_row(k, _n(v["mac"]), _n(v["ac"]), _uj(v["energy_h45_fp32_pj"]), where)
     energy = Table(title="Energy per sample")
     for col in ("model", "basis", "SNN µJ", "ANN twin µJ"):
