@@ -92,6 +92,17 @@ PROPAGATION: dict[str, Rule] = {
 _ARITHMETIC = frozenset({"add", "sub", "mul"})
 
 
+def _tensors(args: tuple, kwargs: dict) -> list[torch.Tensor]:
+    """Tensor operands, also inside a list (cat, stack): one level, without pytree's cost."""
+    out = []
+    for value in (*args, *kwargs.values()):
+        if isinstance(value, torch.Tensor):
+            out.append(value)
+        elif isinstance(value, (list, tuple)):
+            out.extend(v for v in value if isinstance(v, torch.Tensor))
+    return out
+
+
 _OPS: dict[Any, str] = {}  # torch function -> op_name(function), memoised: this runs on every call
 
 
@@ -143,8 +154,7 @@ class KindTracer(TorchFunctionMode):
             elif isinstance(out, (tuple, list)):
                 self.mark(out, REAL)
             return out
-        leaves = tree_flatten((args, kwargs))[0]
-        kinds = [self.kind(t) for t in leaves if isinstance(t, torch.Tensor)]
+        kinds = [self.kind(t) for t in _tensors(args, kwargs)]
         # Python-number operands matter to arithmetic only (x * 0.125 is real, x + x is a count);
         # the ints of a reshape or a sum's dim do not.
         scalars = [v for v in args if isinstance(v, (int, float))] if op in _ARITHMETIC else []

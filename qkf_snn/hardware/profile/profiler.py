@@ -222,23 +222,25 @@ class Profiler:
     def _make_hook(self, module: nn.Module, counter: Counter):
         def hook(mod: nn.Module, inputs: tuple, output: Any) -> None:
             self._busy = True
-            try:
-                layer = self.layers.get(mod)
-                if layer is None:
-                    layer = self.layers[mod] = _Layer(self.names[mod], mod, counter, len(self.layers))
-                    if counter.describe is not None:
-                        layer.static = counter.describe(mod)
-                with torch.no_grad(), torch._C.DisableTorchFunction():  # no mode sees our reductions
+            # No torch function mode (the tracer, the audit, a user's) sees our own reductions.
+            with torch._C.DisableTorchFunction(), torch.no_grad():
+                try:
+                    layer = self.layers.get(mod)
+                    if layer is None:
+                        layer = self.layers[mod] = _Layer(self.names[mod], mod, counter, len(self.layers))
+                        if counter.describe is not None:
+                            layer.static = counter.describe(mod)
                     stats = counter.rule(mod, inputs, output)
-                tracer = self._tracer
-                kinds = [tracer.kind(t) if tracer else REAL for t in inputs if isinstance(t, torch.Tensor)]
-                if tracer is not None and counter.kind in OUTPUT_KIND:
-                    # single-step snnTorch neurons return (spk, mem): only spk is spikes
-                    spikes = output[0] if isinstance(output, tuple) else output
-                    tracer.mark(spikes, OUTPUT_KIND[counter.kind])
-                layer.record(stats, kinds)
-            finally:
-                self._busy = False
+                    tracer = self._tracer
+                    tensors = [t for t in inputs if isinstance(t, torch.Tensor)]
+                    kinds = [tracer.kind(t) if tracer else REAL for t in tensors]
+                    if tracer is not None and counter.kind in OUTPUT_KIND:
+                        # single-step snnTorch neurons return (spk, mem): only spk is spikes
+                        spikes = output[0] if isinstance(output, tuple) else output
+                        tracer.mark(spikes, OUTPUT_KIND[counter.kind])
+                    layer.record(stats, kinds)
+                finally:
+                    self._busy = False
 
         return hook
 
