@@ -110,9 +110,8 @@ class KindTracer(TorchFunctionMode):
     """Tags tensors with their kind as the model runs. Untagged tensors (the data) are real.
 
     ``busy()`` is true while the profiler's own hooks run: their reductions are not the model's.
-    Tags are kept by ``id`` with a weak
-    reference, so a freed tensor's reused id is never mistaken for it, and nothing is attached to
-    the model's tensors.
+    Tags are kept by ``id`` with a weak reference, so a freed tensor's reused id is never mistaken
+    for it, and nothing is attached to the model's tensors.
     """
 
     def __init__(self, busy: Callable[[], bool]) -> None:
@@ -135,9 +134,6 @@ class KindTracer(TorchFunctionMode):
                     self._tags.pop(id(t), None)
                 else:
                     self._tags[id(t)] = (weakref.ref(t), kind)
-
-    def clear(self) -> None:
-        self._tags.clear()
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
