@@ -20,15 +20,22 @@ def export_nir(
     checkpoint: Annotated[Path, typer.Argument(help="best.pt or last.pt of a run.", show_default=False)],
     out: Annotated[Path, typer.Option("--out", "-o", help="The .nir file to write.", show_default=False)],
     dt: Annotated[
-        float, typer.Option(help="Seconds (or any unit) per model time step, kept in metadata.")
-    ] = 1.0,
+        float | None,
+        typer.Option(help="Seconds (or any unit) per model step (default: the target's; 1.0 for nir/norse)."),
+    ] = None,
+    target: Annotated[
+        str,
+        typer.Option(
+            help="Form of the file: portable (stock snnTorch + Norse + qkf), snntorch, norse or nir."
+        ),
+    ] = "portable",
     layers: Annotated[bool, typer.Option("--layers/--no-layers", help="Print the per-layer table.")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Write the whole model (both encoders and the fusion for AV) as one NIR graph, BN folded."""
     from qkf_snn.hardware.nir.checkpoint import export_checkpoint
 
-    result = export_checkpoint(checkpoint, out, dt=dt)
+    result = export_checkpoint(checkpoint, out, dt=dt, target=target)
     s = result.summary
     if as_json:
         typer.echo(json.dumps({"path": str(result.path), **s.to_dict()}, indent=1))
@@ -75,12 +82,15 @@ def verify_nir(
         bool, typer.Option("--nodes", help="List every compared node, not only mismatches.")
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    reader: Annotated[
+        str, typer.Option(help="Who runs the file: qkf, snntorch, norse (comma-separated) or all.")
+    ] = "qkf",
 ) -> None:
-    """Run the graph step by step on Norse cells and compare spikes and logits with the model
-    (BN folded). Exit status 0 when every spike is identical, 1 otherwise."""
-    from qkf_snn.hardware.nir.checkpoint import verify_checkpoint
+    """Run the graph step by step in each reader and compare spikes and logits with the model
+    (BN folded). Exit status 0 when every reader loads it and every spike is identical, 1 otherwise."""
+    from qkf_snn.hardware.nir.checkpoint import verify_readers
 
-    report = verify_checkpoint(
+    reports = verify_readers(
         graph,
         checkpoint,
         data,
@@ -89,17 +99,45 @@ def verify_nir(
         batch_size=batch_size,
         precision=precision,
         check_fold=fold_check,
+        readers=reader,
     )
     if as_json:
-        typer.echo(json.dumps({**asdict(report), "passed": report.passed}, indent=1))
+        docs = [{**asdict(r), "passed": r.passed, "loaded": r.loaded} for r in reports]
+        doc = docs[0] if len(docs) == 1 else {"passed": all(r.passed for r in reports), "readers": docs}
+        typer.echo(json.dumps(doc, indent=1))
     else:
-        _print_report(report, every_node=nodes)
-    if not report.passed:
+        for r in reports:
+            _print_report(r, every_node=nodes)
+        if len(reports) > 1:
+            _print_readers(reports)
+    if not all(r.passed for r in reports):
         raise typer.Exit(1)
+
+
+def _print_readers(reports) -> None:
+    table = Table(title="readers")
+    for col in ("reader", "loaded", "nodes", "spikes compared", "mismatches", "first diverging node"):
+        table.add_column(
+            col, justify="left" if col in ("reader", "loaded", "first diverging node") else "right"
+        )
+    for r in reports:
+        first = r.first_divergence
+        table.add_row(
+            r.reader,
+            "yes" if r.loaded else f"no ({r.load_error})",
+            f"{r.graph_nodes:,}",
+            f"{r.spikes_compared:,}",
+            f"{r.spike_mismatches:,}" if r.loaded else "",
+            f"{first.node} (step {first.step})" if first else "",
+        )
+    Console().print(table)
 
 
 def _print_report(r, every_node: bool) -> None:
     console = Console()
+    if not r.loaded:
+        console.print(f"[red]FAILED[/red]: reader {r.reader} {r.load_error}", highlight=False)
+        return
     rows = [n for n in r.nodes if every_node or n.mismatches]
     if rows:
         table = Table(title="compared nodes" if every_node else "nodes with mismatching spikes")
@@ -113,6 +151,7 @@ def _print_report(r, every_node: bool) -> None:
         console.print(table)
     spiking = [n for n in r.nodes if n.spiking]
     console.print(
+        f"reader {r.reader}, {r.graph_nodes} nodes: "
         f"{r.samples} samples × {r.time_steps} steps, precision {r.precision}, dt={r.dt}: "
         f"{len(spiking)} spiking nodes, {r.spikes_compared:,} spike values compared, "
         f"{r.spike_mismatches:,} differ; per-step logits max |diff| {r.logits_max_abs_diff:.3g}"

@@ -12,8 +12,9 @@ import numpy as np
 from qkf_snn.errors import UserError
 from qkf_snn.hardware.nir.export import build_graph
 from qkf_snn.hardware.nir.io import read_graph, write_graph
-from qkf_snn.hardware.nir.nodes import DEFAULT_DT
+from qkf_snn.hardware.nir.readers import reader_names
 from qkf_snn.hardware.nir.summary import GraphSummary, summarize
+from qkf_snn.hardware.nir.targets import DEFAULT_TARGET
 from qkf_snn.hardware.nir.verify import Precision, VerifyReport, collate, verify_graph
 
 
@@ -24,12 +25,15 @@ class ExportResult:
     summary: GraphSummary
 
 
-def export_checkpoint(checkpoint: str | Path, out: str | Path, *, dt: float = DEFAULT_DT) -> ExportResult:
-    """Write the NIR graph of a checkpoint's model to ``out`` (BN folded) and summarise it."""
+def export_checkpoint(
+    checkpoint: str | Path, out: str | Path, *, dt: float | None = None, target: str = DEFAULT_TARGET
+) -> ExportResult:
+    """Write the NIR graph of a checkpoint's model to ``out`` (BN folded, in the form of ``target``)
+    and summarise it."""
     from qkf_snn.training.checkpoint import load_model  # the training layer, only when exporting a run
 
     loaded = load_model(checkpoint)
-    graph = build_graph(loaded.model, dt=dt)
+    graph = build_graph(loaded.model, dt=dt, target=target)
     graph.metadata.update(
         checkpoint=Path(checkpoint).name,
         checkpoint_kind=loaded.kind,
@@ -62,8 +66,37 @@ def verify_checkpoint(
     batch_size: int = 8,
     precision: Precision = "pinned",
     check_fold: bool = True,
+    reader: str = "qkf",
 ) -> VerifyReport:
-    """Run ``graph_file`` on Norse and the checkpoint's model on ``samples`` clips of ``split``."""
+    """Run ``graph_file`` in ``reader`` and the checkpoint's model on ``samples`` clips of ``split``."""
+    return verify_readers(
+        graph_file,
+        checkpoint,
+        data,
+        samples=samples,
+        split=split,
+        batch_size=batch_size,
+        precision=precision,
+        check_fold=check_fold,
+        readers=reader,
+    )[0]
+
+
+def verify_readers(
+    graph_file: str | Path,
+    checkpoint: str | Path,
+    data: str | Path | None,
+    *,
+    samples: int = 8,
+    split: str = "val",
+    batch_size: int = 8,
+    precision: Precision = "pinned",
+    check_fold: bool = True,
+    readers: str = "qkf",
+) -> list[VerifyReport]:
+    """One report per reader of ``readers`` (a name, comma-separated names or ``all``), all on the
+    same clips; the BN fold comparison only in the first."""
+    names = reader_names(readers)
     from qkf_snn.training.checkpoint import load_model
     from qkf_snn.training.data import build_dataset
 
@@ -76,4 +109,9 @@ def verify_checkpoint(
         raise UserError(f"--batch-size must be >= 1, got {batch_size}")
     items = [dataset[i] for i in spread_indices(len(dataset), samples)]
     batches = [collate(items[i : i + batch_size]) for i in range(0, len(items), batch_size)]
-    return verify_graph(graph, loaded.model, batches, precision=precision, check_fold=check_fold)
+    return [
+        verify_graph(
+            graph, loaded.model, batches, precision=precision, check_fold=check_fold and i == 0, reader=name
+        )
+        for i, name in enumerate(names)
+    ]

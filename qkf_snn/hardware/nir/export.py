@@ -43,7 +43,14 @@ from torch import nn
 from qkf_snn import __version__ as _version
 from qkf_snn.errors import UserError
 from qkf_snn.hardware.nir.fold import folded_conv_params
-from qkf_snn.hardware.nir.nodes import DEFAULT_DT, neuron_problem, neuron_to_nir
+from qkf_snn.hardware.nir.nodes import (
+    discrete_params,
+    neuron_problem,
+    neuron_to_nir,
+    reader_problem,
+    threshold_as_lif,
+)
+from qkf_snn.hardware.nir.targets import DEFAULT_TARGET, Target, get_target
 from qkf_snn.models.blocks import (
     ConvBNSpike,
     DownsampleEmbed,
@@ -60,7 +67,7 @@ from qkf_snn.models.qkformer import QKFormer, Stage
 
 MASK_THRESHOLD = 1.5  # mask + K ∈ {0, 1, 2}: > 1.5 exactly when both spiked (AND)
 POOL_THRESHOLD = 0.5  # spike count in the window > 0.5: at least one spike (OR = max over spikes)
-FORMAT = "qkf-snn/nir-1"  # bump when the conventions below change
+FORMAT = "qkf-snn/nir-2"  # bump when the conventions below change (2: identifier names, no Scale, targets)
 
 
 class NIRExportError(UserError):
@@ -89,6 +96,15 @@ def _join(path: str, name: str) -> str:
     return f"{path}.{name}" if path else name
 
 
+def node_id(path: str) -> str:
+    """The node name of a module path: a Python identifier without dots (nirtorch and the stock
+    readers build torch modules and fx code from node names). The path stays in metadata["path"]."""
+    name = path.replace(".", "_")
+    if not name.isidentifier():
+        raise ValueError(f"module path {path!r} gives no identifier node name")
+    return name
+
+
 def _out_hw(hw: tuple[int, int], kernel, stride, padding) -> tuple[int, int]:
     return tuple((n + 2 * p - k) // s + 1 for n, k, s, p in zip(hw, kernel, stride, padding, strict=True))
 
@@ -100,20 +116,25 @@ def _pair(v) -> tuple[int, int]:
 class GraphBuilder:
     """Collects nodes, edges and problems while converters walk the model."""
 
-    def __init__(self, dt: float) -> None:
+    def __init__(self, dt: float, target: Target) -> None:
         self.dt = dt
+        self.target = target
         self.nodes: dict[str, nir.NIRNode] = {}
+        self.shapes: dict[str, tuple[int, ...]] = {}  # output shape per node
         self.edges: list[tuple[str, str]] = []
         self.problems: list[str] = []
 
     def add(
         self, name: str, node: nir.NIRNode, x: Flow | None, shape: tuple[int, ...], module: str = ""
     ) -> Flow:
+        path, name = name, node_id(name)
         if name in self.nodes:
             raise ValueError(f"duplicate NIR node name {name!r}")
+        node.metadata["path"] = path
         if module:
             node.metadata["torch_module"] = module
         self.nodes[name] = node
+        self.shapes[name] = tuple(int(s) for s in shape)
         for source in x.sources if x is not None else ():
             self.edges.append((source, name))
         return Flow((name,), tuple(int(s) for s in shape))
@@ -129,8 +150,17 @@ class GraphBuilder:
         return x
 
     # -- shared pieces ---------------------------------------------------------------------------
+    def neuron_problem(self, neuron: MultiStepNeuron) -> str | None:
+        """Why ``neuron`` has no exact form in this target's readers, or None."""
+        why = neuron_problem(neuron)
+        if why or not self.target.neuron_readers:
+            return why
+        p = discrete_params(neuron)
+        return reader_problem(p.beta, p.gain, self.dt, self.target.neuron_readers)
+
     def neuron(self, lif: MultiStepNeuron, path: str, x: Flow) -> Flow:
-        return self.add(path, neuron_to_nir(lif, x.shape, self.dt), x, x.shape, module=path)
+        node = neuron_to_nir(lif, x.shape, self.dt, self.target.neuron_readers)
+        return self.add(path, node, x, x.shape, module=path)
 
     def conv(
         self,
@@ -156,13 +186,41 @@ class GraphBuilder:
         )
         return self.add(name, node, x, (weight.shape[0], *hw), module=module)
 
+    def sum_conv(
+        self,
+        name: str,
+        x: Flow,
+        kernel,
+        stride,
+        padding,
+        out_channels: int | None = None,
+        offset: int = 0,
+        module: str = "",
+    ) -> Flow:
+        """Sum pooling as a Conv2d with 0/1 weights: channel c of ``x`` summed over each window into
+        output channel ``offset + c`` (exact: sums of spike counts). Readers keep a conv's padding."""
+        kernel = _pair(kernel)
+        C = x.shape[0]
+        if kernel[0] != kernel[1]:  # NIR 1.0.8 sizes a Conv2d's output from weight.shape[2] only
+            self.problem(name, f"a {kernel[0]}×{kernel[1]} sum has no Conv2d form here (square kernels only)")
+        weight = np.zeros((out_channels or C, C, *kernel))
+        weight[offset + np.arange(C), np.arange(C)] = 1.0
+        return self.conv(
+            name, weight, np.zeros(weight.shape[0]), x, stride=stride, padding=padding, module=module
+        )
+
     def sum_pool(self, name: str, x: Flow, kernel, stride, padding, module: str = "") -> Flow:
         kernel, stride, padding = _pair(kernel), _pair(stride), _pair(padding)
+        if not self.target.sum_pool_node:
+            return self.sum_conv(name, x, kernel, stride, padding, module=module)
         node = nir.SumPool2d(kernel_size=np.array(kernel), stride=np.array(stride), padding=np.array(padding))
         return self.add(name, node, x, (x.shape[0], *_out_hw(x.shape[1:], kernel, stride, padding)), module)
 
     def threshold(self, name: str, value: float, x: Flow, module: str = "") -> Flow:
-        node = nir.Threshold(threshold=np.full(x.shape, value, dtype=np.float32))
+        if self.target.threshold_node:
+            node = nir.Threshold(threshold=np.full(x.shape, value, dtype=np.float32))
+        else:
+            node = threshold_as_lif(value, x.shape, self.dt, self.target.neuron_readers)
         return self.add(name, node, x, x.shape, module=module)
 
 
@@ -178,7 +236,7 @@ def _conv_bn_spike(b: GraphBuilder, m: ConvBNSpike, path: str, x: Flow) -> Flow:
     ):  # fmt: skip
         # NIR 1.0.8 types grouped and non-square convolutions wrongly; the rest has no NIR field.
         b.problem(_join(path, "conv"), "only square, ungrouped, undilated, zero-padded convs are exported")
-    why = neuron_problem(m.lif)
+    why = b.neuron_problem(m.lif)
     if why:
         b.problem(_join(path, "lif"), why)
     if m.pool_mode == "analog":
@@ -239,7 +297,7 @@ def _qk_attention(b: GraphBuilder, m: QKAttention, path: str, x: Flow) -> Flow:
     C, H, W = x.shape
     q = b.convert(m.q, _join(path, "q"), x)
     k = b.convert(m.k, _join(path, "k"), x)
-    why = neuron_problem(m.attn_lif)
+    why = b.neuron_problem(m.attn_lif)
     if why:
         b.problem(_join(path, "attn_lif"), why)
         return b.convert(m.proj, _join(path, "proj"), k)
@@ -295,7 +353,7 @@ def _broadcast_mask(b: GraphBuilder, name: str, mask: Flow, hw: tuple[int, int])
 def _cross(b: GraphBuilder, m: CrossModalQKAttention, path: str, a: Flow, v: Flow) -> tuple[Flow, Flow]:
     """Cross-modal QKCA: each modality's Q (summed over its tokens) gates the other's K channels."""
     for lif in ("attn_lif_audio", "attn_lif_video"):
-        why = neuron_problem(getattr(m, lif))
+        why = b.neuron_problem(getattr(m, lif))
         if why:
             b.problem(_join(path, lif), why)
             return a, v
@@ -355,26 +413,35 @@ CONVERTERS: dict[type, Callable[[GraphBuilder, nn.Module, str, Flow], Flow]] = {
 def _input(b: GraphBuilder, key: str, encoder: QKFormer) -> Flow:
     shape = (encoder.config.in_channels, *encoder.config.input_size)
     node = nir.Input(input_type={"input": np.array(shape)}, metadata={"batch_key": key})
-    return b.add(f"input.{key}", node, None, shape)
+    return b.add(f"input.{key}", node, None, shape)  # node name input_<key>
 
 
-def _readout(
-    b: GraphBuilder, stream: Flow, prefix: str, name: str, weight: torch.Tensor, bias: torch.Tensor | None
-) -> Flow:
-    """Per-step logits ``W · mean_tokens(stream) + b`` as SumPool (all tokens) → Flatten → Affine(W/N)."""
-    C, H, W = stream.shape
-    tokens = b.sum_pool(_join(prefix, "tokens"), stream, (H, W), (H, W), 0)
-    flat = b.add(
-        _join(prefix, "flatten"),
-        nir.Flatten(input_type={"input": np.array([C, 1, 1])}, start_dim=0, end_dim=-1),
-        tokens,
-        (C,),
-    )
-    w = (weight.detach().double() / (H * W)).float().numpy()
-    node = (
-        nir.Affine(weight=w, bias=bias.detach().float().numpy()) if bias is not None else nir.Linear(weight=w)
-    )
-    return b.add(name, node, flat, (w.shape[0],))
+def _readout(b: GraphBuilder, parts: list[tuple[str, Flow, torch.Tensor]], bias: torch.Tensor | None,
+             name: str) -> Flow:  # fmt: skip
+    """Per-step logits ``W · [mean_tokens(s_1) ‖ mean_tokens(s_2)] + b`` for ``parts`` of
+    ``(prefix, stream s_i, its weight columns W_i)``: each stream's token sum goes to its own block of
+    channels of one ``[ΣC, 1, 1]`` map (a sum over all tokens; for two streams a Conv2d with 0/1
+    weights that also places the block), and a 1×1 ``Conv2d`` applies ``[W_1/N_1 ‖ W_2/N_2]`` and
+    ``b``. No Flatten (stock readers flatten the batch with it) and no Scale: the output is
+    ``[K, 1, 1]``. The token mean is folded into the weights, so the logits agree with PyTorch to
+    float rounding, not bit for bit."""
+    total = sum(stream.shape[0] for _, stream, _ in parts)
+    sums: Flow | None = None
+    blocks, offset = [], 0
+    for prefix, stream, w in parts:
+        C, H, W = stream.shape
+        if len(parts) == 1:
+            s = b.sum_pool(_join(prefix, "tokens"), stream, (H, W), (H, W), 0)
+        else:
+            s = b.sum_conv(
+                _join(prefix, "tokens"), stream, (H, W), (H, W), 0, out_channels=total, offset=offset
+            )
+        sums = s if sums is None else sums + s
+        blocks.append(w.detach().double() / (H * W))
+        offset += C
+    weight = torch.cat(blocks, dim=1).float().numpy()[:, :, None, None]
+    b_np = bias.detach().float().numpy() if bias is not None else np.zeros(weight.shape[0], np.float32)
+    return b.conv(name, weight, b_np, sums)
 
 
 def _head_of(b: GraphBuilder, encoder: QKFormer, path: str) -> nn.Linear | None:
@@ -401,18 +468,13 @@ def _build(b: GraphBuilder, model: nn.Module) -> tuple[Flow, dict[str, object]]:
             streams = {"audio": a, "video": v}
         if model.fusion_head is not None:  # concat (and qk): one Linear over [audio ‖ video]
             ca = model.audio.num_features
-            wf, bf = model.fusion_head.weight, model.fusion_head.bias
-            la = _readout(b, streams["audio"], "audio", "fusion_head.audio", wf[:, :ca], bf)
-            lv = _readout(b, streams["video"], "video", "fusion_head.video", wf[:, ca:], None)
-        else:
-            la = _readout(
-                b, streams["audio"], "audio", "audio_head", model.audio_head.weight, model.audio_head.bias
-            )
-            lv = _readout(
-                b, streams["video"], "video", "video_head", model.video_head.weight, model.video_head.bias
-            )
-        k = la.shape[0]
-        logits = b.add("logits", nir.Scale(scale=np.ones(k, dtype=np.float32)), la + lv, (k,))
+            wf, bias = model.fusion_head.weight, model.fusion_head.bias
+            wa, wv = wf[:, :ca], wf[:, ca:]
+        else:  # sum: audio_head(a) + video_head(v) = [W_a ‖ W_v]·[a ‖ v] + (b_a + b_v)
+            wa, wv = model.audio_head.weight, model.video_head.weight
+            bias = model.audio_head.bias.detach().float() + model.video_head.bias.detach().float()
+        parts = [("audio", streams["audio"], wa), ("video", streams["video"], wv)]
+        logits = _readout(b, parts, bias, "logits")
         encoders = {"audio": model.audio, "video": model.video}
         info = {"fusion": model.fusion}
     elif isinstance(model, UniModalClassifier):
@@ -420,14 +482,14 @@ def _build(b: GraphBuilder, model: nn.Module) -> tuple[Flow, dict[str, object]]:
         head = _head_of(b, model.encoder, "encoder")
         if head is None:
             return stream, {}
-        logits = _readout(b, stream, "encoder", "encoder.head", head.weight, head.bias)
+        logits = _readout(b, [("encoder", stream, head.weight)], head.bias, "encoder.head")
         encoders, info = {model.modality: model.encoder}, {}
     elif isinstance(model, QKFormer):
         stream = b.convert(model, "", _input(b, "x", model))
         head = _head_of(b, model, "")
         if head is None:
             return stream, {}
-        logits = _readout(b, stream, "", "head", head.weight, head.bias)
+        logits = _readout(b, [("", stream, head.weight)], head.bias, "head")
         encoders, info = {"x": model}, {}
     else:
         raise UserError(
@@ -442,43 +504,132 @@ def _build(b: GraphBuilder, model: nn.Module) -> tuple[Flow, dict[str, object]]:
     return logits, info
 
 
-def build_graph(model: nn.Module, dt: float = DEFAULT_DT) -> nir.NIRGraph:
-    """The NIR graph of ``model`` (BN folded on the fly; the model itself is not changed).
+def build_graph(model: nn.Module, dt: float | None = None, target: str = DEFAULT_TARGET) -> nir.NIRGraph:
+    """The NIR graph of ``model`` in the form of ``target`` (see :mod:`.targets`), BN folded on the
+    fly (the model itself is not changed). ``dt`` defaults to the target's (1.0 where it has none).
 
-    Raises :class:`NIRExportError` listing every module without an NIR form.
+    Raises :class:`NIRExportError` listing every module without an exact form in that target.
     """
-    if not dt > 0:
+    t = get_target(target)
+    if dt is not None and not dt > 0:
         raise UserError(f"dt must be > 0, got {dt}")
-    b = GraphBuilder(dt)
+    dt = t.resolve_dt(dt)
+    b = GraphBuilder(dt, t)
     with torch.no_grad():
         logits, info = _build(b, model)
     if b.problems:
         raise NIRExportError(b.problems)
-    k = logits.shape[0]
-    b.add("output", nir.Output(output_type={"output": np.array([k])}), logits, (k,))
+    k = logits.shape
+    b.add("output", nir.Output(output_type={"output": np.array(k)}), logits, k)
+    if t.dfs_chain and sum(isinstance(n, nir.Input) for n in b.nodes.values()) == 1:
+        # Only for one Input: Norse's executor runs a single Input node anyway (see docs/nir.md).
+        _add_dfs_chain(b)
+        if b.problems:
+            raise NIRExportError(b.problems)
     metadata = {
         "format": FORMAT,
         "producer": f"qkf_snn {_version}",
+        "target": t.name,
+        "readers": ",".join(t.readers),
         "dt": float(dt),
-        "time_unit": "one model time step = dt",
+        "time_unit": "one model time step = dt (seconds for the snnTorch-compatible targets)",
         "neuron_update": "v <- (1 - dt/tau)*v + (dt*r/tau)*I (IF: v + dt*r*I); spike z = [v > v_threshold]; "
         "then v = v_reset; beta and gain are float32(...) of float64 arithmetic on the stored values",
         "threshold_convention": "v_threshold = nextafter(theta, -inf) in float32 for neurons firing on "
         "v >= theta (metadata comparator 'ge'), theta for 'gt'",
         "edges": "several edges into one node are summed (the integer residual stream)",
+        "names": "node names are identifiers (module path with '.' -> '_'); metadata['path'] keeps the path",
         "bn_folded": 1,
-        "readout": "output = per-step logits; model output = mean over time steps (outside the graph); "
-        "token mean folded into the read-out weights as W/N",
+        "readout": "output = per-step logits [K, 1, 1]; model output = mean over time steps (outside the "
+        "graph); token mean folded into the read-out weights as W/N",
         "input_encoding": "analog input current per time step into the first conv (direct encoding)",
         **info,
     }
     return nir.NIRGraph(nodes=b.nodes, edges=b.edges, metadata=metadata, type_check=True)
 
 
-def export_problems(model: nn.Module) -> list[str]:
-    """One line per module of ``model`` that has no NIR form (empty when it exports)."""
+def _chain_order(nodes: list[str], edges: list[tuple[str, str]]) -> list[str]:
+    """A topological order that follows edges where it can (after a node, one of its children that
+    is ready), so that few consecutive pairs need an ordering connector."""
+    index = {n: i for i, n in enumerate(nodes)}
+    children: dict[str, list[str]] = {n: [] for n in nodes}
+    indegree = dict.fromkeys(nodes, 0)
+    for src, dst in edges:
+        children[src].append(dst)
+        indegree[dst] += 1
+    ready = sorted((n for n in nodes if indegree[n] == 0), key=index.get)
+    order: list[str] = []
+    while ready:
+        last = order[-1] if order else None
+        preferred = [c for c in children.get(last, []) if c in ready] if last else []
+        n = preferred[0] if preferred else ready[0]
+        ready.remove(n)
+        order.append(n)
+        for c in children[n]:
+            indegree[c] -= 1
+            if indegree[c] == 0:
+                ready.append(c)
+        ready.sort(key=index.get)
+    return order
+
+
+def _zero_geometry(src: int, dst: int) -> tuple[int, int, int]:
+    """``(kernel, stride, padding)`` of a conv taking an n×n map to an m×m one (n = src, m = dst)."""
+    for stride in range(1, src + 1):  # a 1×1 kernel when a stride fits: fewest stored zeros
+        if (src - 1) // stride + 1 == dst:
+            return 1, stride, 0
+    pad = max(0, -(-(dst - src) // 2))
+    return src + 2 * pad - dst + 1, 1, pad
+
+
+def _add_dfs_chain(b: GraphBuilder) -> None:
+    """Make a depth-first walk from the Input visit every node after all its parents.
+
+    Norse's ``from_nir`` runs nodes in depth-first pre-order from the input (nirtorch's deprecated
+    ``GraphExecutor``), following each node's edges in file order; a node reached through one
+    branch before its other parents have run reads their *previous* step's output. Every Q/K
+    attention and every shortcut is such a merge. So the nodes are put in one topological order,
+    and wherever a node is not a child of its predecessor in that order, an ordering connector — a
+    ``Conv2d`` of zeros from the predecessor's shape to the node's input shape, output exactly 0 —
+    is added between them; the chain's edges come first in the edge list. The sum a node computes
+    is unchanged (x + 0 = x)."""
+    order = _chain_order(list(b.nodes), b.edges)
+    edge_set = set(b.edges)
+    parents: dict[str, str] = {}
+    for src, dst in b.edges:
+        parents.setdefault(dst, src)
+    chain: list[tuple[str, str]] = []
+    for i, (u, v) in enumerate(zip(order, order[1:], strict=False)):
+        if (u, v) in edge_set:
+            chain.append((u, v))
+            continue
+        (c1, h1, w1), (c2, h2, w2) = b.shapes[u], b.shapes[parents[v]]
+        if h1 != w1 or h2 != w2:
+            b.problem(v, "ordering connector needs square maps")
+            return
+        k, stride, pad = _zero_geometry(h1, h2)
+        name = f"order_{i}"
+        node = nir.Conv2d(
+            input_shape=(h1, w1),
+            weight=np.zeros((c2, c1, k, k), dtype=np.float32),
+            stride=(stride, stride),
+            padding=(pad, pad),
+            dilation=1,
+            groups=1,
+            bias=np.zeros(c2, dtype=np.float32),
+            metadata={"role": "ordering connector (zeros) for depth-first executors", "path": name},
+        )
+        b.nodes[name] = node
+        b.shapes[name] = (c2, h2, w2)
+        chain += [(u, name), (name, v)]
+    chained = set(chain)
+    b.edges = chain + [e for e in b.edges if e not in chained]
+
+
+def export_problems(model: nn.Module, target: str = DEFAULT_TARGET) -> list[str]:
+    """One line per module of ``model`` that has no NIR form in ``target`` (empty when it exports)."""
     try:
-        build_graph(model)
+        build_graph(model, target=target)
     except NIRExportError as err:
         return err.problems
     return []

@@ -95,54 +95,68 @@ def _near(ideal: float, dtype: type = np.float32):
                 yield candidate
 
 
-def _solve(beta: np.float32, gain: np.float32, dt: float, dtype: type) -> tuple | None:
-    """``(tau, r)`` of ``dtype`` that :func:`recover` maps to exactly ``beta`` and ``gain``."""
-    if beta == 1.0:  # IF
+def _readers_agree(tau, r, dt: float, beta, gain, checks) -> bool:
+    """Every reader formula in ``checks`` gives exactly ``beta`` and ``gain`` for ``(tau, r)``."""
+    for _, check in checks:
+        got = check(np.array(tau), np.array(r), dt)
+        if isinstance(got, str) or got[0] != beta or got[1] != gain:
+            return False
+    return True
+
+
+def _solve(beta: np.float32, gain: np.float32, dt: float, dtype: type, checks=()) -> tuple | None:
+    """``(tau, r)`` of ``dtype`` that :func:`recover` (and every reader formula in ``checks``) maps
+    to exactly ``beta`` and ``gain``."""
+    if beta == 1.0 and not checks:  # IF
         r = next(
             (r for r in _near(float(gain) / dt, dtype) if recover(None, np.array(r), dt)[1] == gain), None
         )
         return (None, r) if r is not None else None
+    if beta == 1.0:
+        return None
     # τ and r jointly: the r grid may step over the gain for one τ and hit it for a neighbour
     # that gives the same β.
     for tau in _near(dt / (1.0 - float(beta)), dtype):
         if recover(np.array(tau), np.array(1.0), dt)[0] != beta:
             continue
         for r in _near(float(gain) * float(tau) / dt, dtype):
-            if recover(np.array(tau), np.array(r), dt)[1] == gain:
+            if recover(np.array(tau), np.array(r), dt)[1] == gain and _readers_agree(
+                tau, r, dt, beta, gain, checks
+            ):
                 return tau, r
     return None
 
 
-def neuron_to_nir(neuron: MultiStepNeuron, shape: tuple[int, ...], dt: float = DEFAULT_DT) -> nir.NIRNode:
-    """An NIR ``LIF`` (β < 1) or ``IF`` (β = 1) for a population of ``shape`` such that
-    :func:`recover` gives back exactly this neuron's β and input gain.
+def reader_problem(beta: float, gain: float, dt: float, checks) -> str | None:
+    """Why some reader in ``checks`` cannot reproduce ``(beta, gain)`` with any float32 τ/r near the
+    ideal one, or None."""
+    for name, check in checks:
+        if beta == 1.0:
+            return f"{name}'s import has no exact form of an IF neuron (beta = 1)"
+        if _solve(np.float32(beta), np.float32(gain), dt, np.float32, ((name, check),)) is None:
+            why = check(np.array(np.float32(dt / (1 - beta))), np.array(np.float32(1.0)), dt)
+            detail = why if isinstance(why, str) else f"no float32 tau/r gives beta {beta}, gain {gain}"
+            return f"{name}: {detail}"
+    return None
 
-    ``tau`` and ``r`` are float32 when some float32 pair reproduces β and the gain (always at the
-    default dt = 1 for τ = 2; not always for, e.g., dt = 1e-3, whose float32 grids are too coarse),
-    float64 otherwise."""
-    p = discrete_params(neuron)
+
+def lif_node(p: DiscreteNeuron, shape: tuple[int, ...], dt: float, meta: dict, checks=()) -> nir.NIRNode:
+    """An NIR ``LIF`` (β < 1) or ``IF`` (β = 1) for discrete parameters ``p`` such that
+    :func:`recover` — and every reader formula in ``checks`` — gives back exactly ``p.beta`` and
+    ``p.gain``. ``tau`` and ``r`` are float32 when such a pair exists (always at dt = 1 for τ = 2),
+    float64 otherwise (only without ``checks``: stock readers compute in float32)."""
     beta, gain = _f32(p.beta), _f32(p.gain)
     if not 0.0 <= beta <= 1.0:
         raise ValueError(f"beta {beta} outside [0, 1]")
-    solved = _solve(beta, gain, dt, np.float32) or _solve(beta, gain, dt, np.float64)
+    solved = _solve(beta, gain, dt, np.float32, checks)
+    if solved is None and not checks:
+        solved = _solve(beta, gain, dt, np.float64)
     if solved is None:
         raise ValueError(f"no tau and r reproduce beta {beta} and gain {gain} at dt={dt}")
     tau, r = solved
     full32 = lambda v: np.full(shape, v, dtype=np.float32)  # noqa: E731
     full = lambda v: np.full(shape, v, dtype=type(r))  # noqa: E731
-    meta = {
-        "dt": float(dt),
-        "beta": float(beta),
-        "input_gain": float(gain),
-        "threshold_nominal": float(neuron.nominal_threshold),
-        "comparator": neuron.comparator,
-        "reset": "zero",
-        "source": f"qkf_snn {type(neuron).__name__}",
-    }
-    if getattr(neuron, "form", "snntorch") == "spikingjelly":
-        # The same LIF, evaluated as SpikingJelly does: H = V + (I - V)/τ (decay_input) or
-        # V - V/τ + I, τ in steps; the exact executor reads these to round as the model does.
-        meta.update(form="spikingjelly", tau_steps=float(neuron.tau), decay_input=bool(neuron.decay_input))
+    meta = {"dt": float(dt), "beta": float(beta), "input_gain": float(gain), **meta}
     if tau is None:
         return nir.IF(r=full(r), v_threshold=full32(p.threshold), v_reset=full32(0.0), metadata=meta)
     return nir.LIF(
@@ -153,6 +167,32 @@ def neuron_to_nir(neuron: MultiStepNeuron, shape: tuple[int, ...], dt: float = D
         v_reset=full32(0.0),
         metadata=meta,
     )
+
+
+def neuron_to_nir(
+    neuron: MultiStepNeuron, shape: tuple[int, ...], dt: float = DEFAULT_DT, checks=()
+) -> nir.NIRNode:
+    """The NIR ``LIF``/``IF`` of a trained neuron (see :func:`lif_node`)."""
+    meta = {
+        "threshold_nominal": float(neuron.nominal_threshold),
+        "comparator": neuron.comparator,
+        "reset": "zero",
+        "source": f"qkf_snn {type(neuron).__name__}",
+    }
+    if getattr(neuron, "form", "snntorch") == "spikingjelly":
+        # The same LIF, evaluated as SpikingJelly does: H = V + (I - V)/τ (decay_input) or
+        # V - V/τ + I, τ in steps; the exact executor reads these to round as the model does.
+        meta.update(form="spikingjelly", tau_steps=float(neuron.tau), decay_input=bool(neuron.decay_input))
+    return lif_node(discrete_params(neuron), shape, dt, meta, checks)
+
+
+def threshold_as_lif(threshold: float, shape: tuple[int, ...], dt: float, checks=()) -> nir.NIRNode:
+    """NIR ``Threshold(θ)`` (``z = [I > θ]``, stateless) as an LIF that readers without Threshold run:
+    τ = dt gives β = 0 and gain 1, so ``v = 0·v + I = I``; it fires on ``v > θ`` and resets to 0."""
+    meta = {"threshold_nominal": float(threshold), "comparator": "gt", "reset": "zero",
+            "source": "NIR Threshold as a memoryless LIF (tau = dt)"}  # fmt: skip
+    return lif_node(DiscreteNeuron(beta=0.0, gain=1.0, threshold=float(np.float32(threshold))), shape, dt,
+                    meta, checks)  # fmt: skip
 
 
 def nir_neuron_params(node: nir.NIRNode, dt: float) -> tuple[np.ndarray, ...]:

@@ -29,7 +29,8 @@ from torch import nn
 from qkf_snn.errors import UserError
 from qkf_snn.hardware.nir.fold import FoldReport, compare_folding, fold_batchnorm
 from qkf_snn.hardware.nir.io import metadata
-from qkf_snn.hardware.nir.norse_exec import LifCell, NorseExecutor, topological_order
+from qkf_snn.hardware.nir.norse_exec import LifCell, topological_order
+from qkf_snn.hardware.nir.readers import get_reader
 from qkf_snn.models.neurons import MultiStepNeuron
 from qkf_snn.models.qkformer import QKFormer
 
@@ -72,6 +73,13 @@ class VerifyReport:
     logits_close: bool
     first_divergence: Divergence | None
     fold: FoldReport | None = None
+    reader: str = "qkf"
+    graph_nodes: int = 0
+    load_error: str | None = None  # the reader could not load or run the graph: its error, one line
+
+    @property
+    def loaded(self) -> bool:
+        return self.load_error is None
 
     @property
     def spike_mismatches(self) -> int:
@@ -83,7 +91,7 @@ class VerifyReport:
 
     @property
     def passed(self) -> bool:
-        return self.first_divergence is None and self.logits_close
+        return self.loaded and self.first_divergence is None and self.logits_close
 
 
 def _model_input(model: nn.Module, batch: Batch):
@@ -93,7 +101,7 @@ def _model_input(model: nn.Module, batch: Batch):
 def _graph_inputs(graph: nir.NIRGraph, batch: Batch, dtype: torch.dtype) -> dict[str, torch.Tensor]:
     inputs = {}
     for name, node in graph.inputs.items():
-        key = metadata(node).get("batch_key", name.removeprefix("input."))
+        key = metadata(node).get("batch_key", name.removeprefix("input_"))
         if key not in batch:
             raise UserError(f"graph input {name!r} needs batch key {key!r}; the data has {sorted(batch)}")
         want = tuple(int(s) for s in node.input_type["input"])
@@ -131,11 +139,15 @@ def verify_graph(
     precision: Precision = "pinned",
     check_fold: bool = True,
     lif_cell: LifCell = "exact",
+    reader: str = "qkf",
 ) -> VerifyReport:
-    """Run ``graph`` on Norse cells and ``model`` (BN folded) on the same ``batches`` and compare.
+    """Run ``graph`` in ``reader`` (see :data:`.readers.READERS`) and ``model`` (BN folded) on the
+    same ``batches`` and compare.
 
-    ``lif_cell="box"`` runs LIF nodes on Norse's stock ``LIFBoxCell`` instead of the exact cell, to
-    measure what its different rounding costs; ``check_fold`` adds :func:`.fold.compare_folding`."""
+    ``lif_cell="box"`` runs the qkf bridge's LIF nodes on Norse's stock ``LIFBoxCell`` instead of
+    the exact cell, to measure what its different rounding costs; ``check_fold`` adds
+    :func:`.fold.compare_folding`. A reader that fails to load or run the graph gives a report with
+    ``load_error`` set (its exception, one line) and ``passed`` False."""
     if precision not in ("pinned", "float32"):
         raise UserError(f"precision must be 'pinned' or 'float32', got {precision!r}")
     batches = list(batches)
@@ -149,8 +161,14 @@ def verify_graph(
     for neuron in reference.modules():  # neurons keep their float32 parameters (and arithmetic)
         if isinstance(neuron, MultiStepNeuron):
             neuron.float()
-    executor = NorseExecutor(graph, dt, lif_cell=lif_cell, dtype=dtype)
     order = topological_order(graph)
+    options = {"lif_cell": lif_cell} if lif_cell != "exact" else {}
+    try:
+        runner = get_reader(reader).load(graph, dt, dtype, **options)
+    except UserError:
+        raise
+    except Exception as err:  # the reader's own failure is the finding, not a crash of ours
+        return _not_loaded(graph, reader, precision, dt, err)
     module_of = {n: metadata(graph.nodes[n]).get("torch_module") for n in order}
     checks = {
         n: NodeCheck(n, type(graph.nodes[n]).__name__, isinstance(graph.nodes[n], SPIKING))
@@ -171,12 +189,20 @@ def verify_graph(
             for h in hooks:
                 h.remove()
         steps = ref_logits.shape[0]
-        trace = executor.run(inputs, steps)
+        try:
+            trace = runner.run(inputs, steps)
+            got_logits = trace.outputs.reshape(ref_logits.shape)
+        except UserError:
+            raise
+        except Exception as err:
+            return _not_loaded(graph, reader, precision, dt, err, loaded=True)
         samples += ref_logits.shape[1]
-        diff = (trace.outputs - ref_logits).abs()
+        diff = (got_logits - ref_logits).abs()
         max_logit_diff = max(max_logit_diff, float(diff.max()))
-        close &= bool(torch.allclose(trace.outputs, ref_logits, rtol=1e-4, atol=1e-5))
+        close &= bool(torch.allclose(got_logits, ref_logits, rtol=1e-4, atol=1e-5))
         for name, check in checks.items():
+            if name not in trace.nodes:
+                raise UserError(f"reader {reader} ran no module for graph node {name}")
             got = trace.nodes[name]
             ref = outputs[module_of[name]]
             if ref.numel() != got.numel():
@@ -218,6 +244,32 @@ def verify_graph(
         logits_close=close,
         first_divergence=first,
         fold=fold,
+        reader=reader,
+        graph_nodes=len(graph.nodes),
+    )
+
+
+def _one_line(err: BaseException) -> str:
+    lines = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {lines[0]}" if lines else type(err).__name__
+
+
+def _not_loaded(
+    graph: nir.NIRGraph, reader: str, precision: str, dt: float, err: BaseException, loaded: bool = False
+) -> VerifyReport:
+    return VerifyReport(
+        samples=0,
+        time_steps=0,
+        precision=precision,
+        dt=dt,
+        nodes=[],
+        unmatched=[],
+        logits_max_abs_diff=float("nan"),
+        logits_close=False,
+        first_divergence=None,
+        reader=reader,
+        graph_nodes=len(graph.nodes),
+        load_error=("runs: " if loaded else "loads: ") + _one_line(err),
     )
 
 
