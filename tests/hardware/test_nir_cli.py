@@ -13,7 +13,7 @@ import torch
 from typer.testing import CliRunner
 
 from qkf_snn.cli.main import app, main
-from qkf_snn.hardware.nir import metadata, read_graph
+from qkf_snn.hardware.nir import metadata, node_id, read_graph
 
 runner = CliRunner()
 
@@ -75,7 +75,8 @@ def test_export_writes_the_graph_and_a_summary(run, exported):
     graph = read_graph(out)
     meta = metadata(graph)
     assert meta["model_name"] == "qkf_av_tiny_deploy" and meta["dataset"] == "crema"
-    assert len(json.loads(meta["class_names"])) == 6 and meta["dt"] == 1.0 and meta["time_steps"] == 4
+    assert len(json.loads(meta["class_names"])) == 6 and meta["time_steps"] == 4
+    assert meta["target"] == "portable" and meta["dt"] == float(np.float32(1e-4))  # snnTorch's step
     assert summary["nodes"] == len(graph.nodes) and summary["edges"] == len(graph.edges)
     table = runner.invoke(app, ["export", "nir", str(ckpt), "--out", str(root / "again.nir")])
     assert table.exit_code == 0 and "max fan-in" in table.output
@@ -88,7 +89,7 @@ def test_exported_weights_are_the_folded_models_bit_for_bit(run, exported):
     folded = fold_batchnorm(load_model(run[1]).model)
     graph = read_graph(exported[0])
     for name in ("video.stages.0.blocks.0.attn.q.conv", "audio.stages.0.embed.layers.0.conv"):
-        conv, node = folded.get_submodule(name), graph.nodes[name]
+        conv, node = folded.get_submodule(name), graph.nodes[node_id(name)]
         weight = torch.from_numpy(node.weight).reshape(conv.weight.shape)
         assert torch.equal(weight, conv.weight.detach()) and torch.equal(
             torch.from_numpy(node.bias), conv.bias.detach()
@@ -114,7 +115,7 @@ def test_verify_names_the_first_diverging_node_of_a_tampered_graph(run, exported
     root, ckpt = run
     out = tmp_path / "tampered.nir"
     out.write_bytes(exported[0].read_bytes())
-    node = "audio.stages.1.blocks.0.mlp.fc1.conv"
+    node = "audio_stages_1_blocks_0_mlp_fc1_conv"
     with h5py.File(out, "r+") as f:  # a file edited behind our back: +3 on one conv's bias
         bias = f[f"node/nodes/{node}/bias"]
         bias[...] = bias[()] + np.float32(3.0)
@@ -124,11 +125,11 @@ def test_verify_names_the_first_diverging_node_of_a_tampered_graph(run, exported
     report = json.loads(result.output)
     first = report["first_divergence"]
     assert (
-        not report["passed"] and first["node"] == "audio.stages.1.blocks.0.mlp.fc1.lif" and first["step"] == 0
+        not report["passed"] and first["node"] == "audio_stages_1_blocks_0_mlp_fc1_lif" and first["step"] == 0
     )
     assert 0 < first["mismatches"] <= first["compared"]
     clean = [
-        n for n in report["nodes"] if n["name"].startswith("video.") or n["name"].startswith("audio.stages.0")
+        n for n in report["nodes"] if n["name"].startswith("video_") or n["name"].startswith("audio_stages_0")
     ]
     assert clean and all(n["mismatches"] == 0 for n in clean)
     text = " ".join(runner.invoke(app, args).output.split())

@@ -16,6 +16,7 @@ from qkf_snn.hardware.nir import (
     build_graph,
     export_problems,
     fold_batchnorm,
+    node_id,
     read_graph,
     write_graph,
 )
@@ -31,11 +32,12 @@ SMALL = {"input_size": (32, 32), "num_classes": 5}
 def av_graph():
     torch.manual_seed(0)
     model = create_model("qkf_av_tiny_deploy", **SMALL)
-    return model, build_graph(model)
+    return model, build_graph(model, target="nir")  # the plain form: Threshold, SumPool2d
 
 
 def _sources(graph, node):
-    return sorted(src for src, dst in graph.edges if dst == node)
+    """Module paths (metadata["path"]) of the nodes with an edge into the node of path ``node``."""
+    return sorted(graph.nodes[src].metadata["path"] for src, dst in graph.edges if dst == node_id(node))
 
 
 def test_residual_stream_is_several_edges_into_each_consumer(av_graph):
@@ -55,24 +57,24 @@ def test_token_attention_is_ones_projections_lif_and_coincidence_threshold(av_gr
     model, g = av_graph
     p = "video.stages.1.blocks.0.attn"  # QKTA, 32 channels, 2 heads, 4×4 tokens
     heads, dim = model.video.config.heads[1], model.video.config.dims[1]
-    gather = g.nodes[f"{p}.q_sum"].weight[:, :, 0, 0]
+    gather = g.nodes[node_id(f"{p}.q_sum")].weight[:, :, 0, 0]
     expected = np.kron(np.eye(heads), np.ones((1, dim // heads)))
     np.testing.assert_array_equal(gather, expected)
-    np.testing.assert_array_equal(g.nodes[f"{p}.mask_broadcast"].weight[:, :, 0, 0], expected.T)
+    np.testing.assert_array_equal(g.nodes[node_id(f"{p}.mask_broadcast")].weight[:, :, 0, 0], expected.T)
     assert _sources(g, f"{p}.q_sum") == [f"{p}.q.lif"]
     assert _sources(g, f"{p}.attn_lif") == [f"{p}.q_sum"]
     assert _sources(g, f"{p}.mask") == sorted([f"{p}.mask_broadcast", f"{p}.k.lif"])
-    assert (g.nodes[f"{p}.mask"].threshold == 1.5).all()
-    assert g.nodes[f"{p}.attn_lif"].metadata["threshold_nominal"] == 0.5
+    assert (g.nodes[node_id(f"{p}.mask")].threshold == 1.5).all()
+    assert g.nodes[node_id(f"{p}.attn_lif")].metadata["threshold_nominal"] == 0.5
 
 
 def test_channel_attention_sums_tokens_and_broadcasts_the_mask(av_graph):
     _, g = av_graph
     p = "audio.stages.1.blocks.0.attn"  # QKCA on a 4×4 grid
-    q_sum = g.nodes[f"{p}.q_sum"]
+    q_sum = g.nodes[node_id(f"{p}.q_sum")]
     assert isinstance(q_sum, nir.SumPool2d) and tuple(q_sum.kernel_size) == (4, 4)
-    assert tuple(g.nodes[f"{p}.attn_lif"].output_type["output"]) == (32, 1, 1)
-    spread = g.nodes[f"{p}.mask_broadcast"]
+    assert tuple(g.nodes[node_id(f"{p}.attn_lif")].output_type["output"]) == (32, 1, 1)
+    spread = g.nodes[node_id(f"{p}.mask_broadcast")]
     x = torch.zeros(1, 32, 1, 1)
     x[0, 5] = 1.0  # the mask of channel 5 reaches all 16 tokens of channel 5 and nothing else
     y = F.conv2d(
@@ -91,38 +93,48 @@ def test_broadcast_geometry_copies_one_value_to_every_token(hw):
 def test_spike_max_pool_is_sum_pool_then_threshold(av_graph):
     _, g = av_graph
     p = "video.stages.0.embed.layers.0"
-    pool = g.nodes[f"{p}.pool_sum"]
+    pool = g.nodes[node_id(f"{p}.pool_sum")]
     assert [tuple(pool.kernel_size), tuple(pool.stride), tuple(pool.padding)] == [(3, 3), (2, 2), (1, 1)]
     assert _sources(g, f"{p}.pool_sum") == [f"{p}.lif"] and _sources(g, f"{p}.pool") == [f"{p}.pool_sum"]
-    assert (g.nodes[f"{p}.pool"].threshold == 0.5).all()
+    assert (g.nodes[node_id(f"{p}.pool")].threshold == 0.5).all()
     spikes = (torch.rand(2, 4, 9, 9) < 0.2).float()  # OR over a window = max over spikes
     summed = F.avg_pool2d(spikes, 3, 2, 1, count_include_pad=True, divisor_override=1)
     assert torch.equal((summed > 0.5).float(), F.max_pool2d(spikes, 3, 2, 1))
 
 
-def test_readout_folds_the_token_mean_into_the_fusion_weights(av_graph):
+def test_readout_places_token_sums_and_folds_the_token_mean_into_one_head(av_graph):
     model, g = av_graph
-    wf = model.fusion_head.weight.detach()
-    ca = model.audio.num_features
-    np.testing.assert_array_equal(
-        g.nodes["fusion_head.audio"].weight, (wf[:, :ca].double() / 4).float().numpy()
+    wf, ca = model.fusion_head.weight.detach(), model.audio.num_features
+    head = g.nodes["logits"]  # no Scale node, no Flatten: a 1×1 conv over [audio ‖ video] token sums
+    assert isinstance(head, nir.Conv2d) and head.weight.shape == (5, 128, 1, 1)
+    expected = torch.cat([wf[:, :ca].double() / 4, wf[:, ca:].double() / 4], 1).float().numpy()
+    np.testing.assert_array_equal(head.weight[:, :, 0, 0], expected)  # 2×2 tokens per modality
+    np.testing.assert_array_equal(head.bias, model.fusion_head.bias.detach().numpy())
+    assert _sources(g, "logits") == ["audio.place", "video.place"]
+    assert _sources(g, "audio.place") == ["audio.tokens"] and isinstance(
+        g.nodes["audio_tokens"], nir.SumPool2d
     )
-    np.testing.assert_array_equal(g.nodes["fusion_head.audio"].bias, model.fusion_head.bias.detach().numpy())
-    assert isinstance(g.nodes["fusion_head.video"], nir.Linear)
-    assert _sources(g, "logits") == ["fusion_head.audio", "fusion_head.video"]
     assert _sources(g, "output") == ["logits"]
-    assert sorted(g.inputs) == ["input.audio", "input.video"]
+    assert sorted(g.inputs) == ["input_audio", "input_video"]
+    assert not any(isinstance(n, nir.Scale | nir.Flatten) for n in g.nodes.values())
+    # audio's token sum lands on channels 0..63, video's on 64..127, nothing else
+    audio, video = torch.randint(0, 5, (1, 64, 1, 1)).float(), torch.randint(0, 5, (1, 64, 1, 1)).float()
+    placed = sum(
+        F.conv2d(x, torch.from_numpy(g.nodes[node_id(f"{m}.place")].weight))
+        for m, x in (("audio", audio), ("video", video))
+    )
+    assert torch.equal(placed.flatten(), torch.cat([audio, video], 1).flatten())
 
 
 def test_every_conv_is_bn_folded_and_every_neuron_is_exported(av_graph):
     model, g = av_graph
     units = [n for n, m in model.named_modules() if isinstance(m, ConvBNSpike)]
     for unit in units:
-        assert isinstance(g.nodes[f"{unit}.conv"], nir.Conv2d)
-        assert isinstance(g.nodes[f"{unit}.lif"], nir.LIF)
-        assert g.nodes[f"{unit}.conv"].metadata["torch_module"] == f"{unit}.conv"
+        assert isinstance(g.nodes[node_id(f"{unit}.conv")], nir.Conv2d)
+        assert isinstance(g.nodes[node_id(f"{unit}.lif")], nir.LIF)
+        assert g.nodes[node_id(f"{unit}.conv")].metadata["torch_module"] == f"{unit}.conv"
     attention = [n for n, m in model.named_modules() if n.endswith("attn_lif")]
-    assert len(attention) == 6 and all(isinstance(g.nodes[n], nir.LIF) for n in attention)
+    assert len(attention) == 6 and all(isinstance(g.nodes[node_id(n)], nir.LIF) for n in attention)
     lifs = [n for n, node in g.nodes.items() if isinstance(node, nir.LIF)]
     assert len(lifs) == len(units) + len(attention)
 
@@ -183,11 +195,15 @@ def test_file_round_trip_keeps_graph_and_metadata(av_graph, tmp_path):
     back = read_graph(path)
     assert sorted(back.nodes) == sorted(g.nodes) and sorted(back.edges) == sorted(g.edges)  # HDF5 sorts names
     meta = metadata(back)
-    assert meta["dt"] == 1.0 and meta["time_steps"] == 4 and meta["format"] == "qkf-snn/nir-1"
+    assert meta["dt"] == 1.0 and meta["time_steps"] == 4 and meta["format"] == "qkf-snn/nir-2"
+    assert meta["target"] == "nir" and all(n.isidentifier() and "." not in n for n in back.nodes)
+    assert metadata(back.nodes[node_id("audio.stages.0.blocks.0.attn.q.conv")])["path"] == (
+        "audio.stages.0.blocks.0.attn.q.conv"
+    )
     assert meta["inputs"] == "audio,video"
-    lif = back.nodes["audio.stages.0.blocks.0.attn.attn_lif"]
+    lif = back.nodes[node_id("audio.stages.0.blocks.0.attn.attn_lif")]
     assert metadata(lif)["comparator"] == "ge" and metadata(lif)["threshold_nominal"] == 0.5
-    np.testing.assert_array_equal(lif.tau, g.nodes["audio.stages.0.blocks.0.attn.attn_lif"].tau)
+    np.testing.assert_array_equal(lif.tau, g.nodes[node_id("audio.stages.0.blocks.0.attn.attn_lif")].tau)
 
 
 def test_unreadable_files_give_one_line(av_graph, tmp_path):

@@ -7,7 +7,7 @@ import nir
 import numpy as np
 import pytest
 
-from qkf_snn.hardware.nir import build_graph, summarize
+from qkf_snn.hardware.nir import build_graph, node_id, summarize
 from qkf_snn.models import create_model
 
 
@@ -77,7 +77,7 @@ def test_precision_labels():
 @pytest.fixture(scope="module")
 def av_summary():
     model = create_model("qkf_av_tiny_deploy", input_size=(32, 32), num_classes=5)
-    graph = build_graph(model)
+    graph = build_graph(model, target="nir")  # the plain form: Threshold nodes, dt = 1
     return model, graph, summarize(graph)
 
 
@@ -88,12 +88,12 @@ def test_model_summary_adds_up(av_summary):
     assert s.neurons == sum(int(np.prod(graph.nodes[n].output_type["output"])) for n in spiking)
     assert s.synapses == sum(r.synapses for r in s.layers) and s.params == sum(r.params for r in s.layers)
     # a 1×1 conv reading the residual stream: one synapse set per spike source (3 sources here)
-    fc1 = layers["audio.stages.0.blocks.0.mlp.fc1.conv"]
+    fc1 = layers[node_id("audio.stages.0.blocks.0.mlp.fc1.conv")]
     c_in, c_out = model.audio.config.dims[0], fc1.shape[0]
     assert fc1.synapses == 3 * c_in * c_out * 8 * 8 and fc1.fan_in == 3 * c_in
     # the trained conv weights count fully; the structural ones only where they connect
     assert fc1.params == c_in * c_out + c_out and fc1.precision.startswith("float32")
-    spread = layers["audio.stages.0.blocks.0.attn.mask_broadcast"]
+    spread = layers[node_id("audio.stages.0.blocks.0.attn.mask_broadcast")]
     assert spread.precision == "binary {0,1}" and spread.params == spread.synapses == 16 * 8 * 8
-    assert layers["audio.stages.0.blocks.0.attn.mask"].fan_in == 2  # the AND of mask and K
+    assert layers[node_id("audio.stages.0.blocks.0.attn.mask")].fan_in == 2  # the AND of mask and K
     assert s.dt == 1.0 and s.time_steps == 4

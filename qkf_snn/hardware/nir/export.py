@@ -416,12 +416,14 @@ def _input(b: GraphBuilder, key: str, encoder: QKFormer) -> Flow:
     return b.add(f"input.{key}", node, None, shape)  # node name input_<key>
 
 
-def _readout(b: GraphBuilder, parts: list[tuple[str, Flow, torch.Tensor]], bias: torch.Tensor | None,
-             name: str) -> Flow:  # fmt: skip
+def _readout(
+    b: GraphBuilder, parts: list[tuple[str, Flow, torch.Tensor]], bias: torch.Tensor | None, name: str
+) -> Flow:
     """Per-step logits ``W · [mean_tokens(s_1) ‖ mean_tokens(s_2)] + b`` for ``parts`` of
-    ``(prefix, stream s_i, its weight columns W_i)``: each stream's token sum goes to its own block of
-    channels of one ``[ΣC, 1, 1]`` map (a sum over all tokens; for two streams a Conv2d with 0/1
-    weights that also places the block), and a 1×1 ``Conv2d`` applies ``[W_1/N_1 ‖ W_2/N_2]`` and
+    ``(prefix, stream s_i, its weight columns W_i)``: each stream's sum over all tokens
+    (``<prefix>.tokens``, ``[C_i, 1, 1]``); with two streams a 1×1 ``Conv2d`` of 0/1 weights
+    (``<prefix>.place``) puts each into its own block of channels of one ``[ΣC, 1, 1]`` map (the
+    concatenation, summed from two edges); then a 1×1 ``Conv2d`` applies ``[W_1/N_1 ‖ W_2/N_2]`` and
     ``b``. No Flatten (stock readers flatten the batch with it) and no Scale: the output is
     ``[K, 1, 1]``. The token mean is folded into the weights, so the logits agree with PyTorch to
     float rounding, not bit for bit."""
@@ -430,12 +432,9 @@ def _readout(b: GraphBuilder, parts: list[tuple[str, Flow, torch.Tensor]], bias:
     blocks, offset = [], 0
     for prefix, stream, w in parts:
         C, H, W = stream.shape
-        if len(parts) == 1:
-            s = b.sum_pool(_join(prefix, "tokens"), stream, (H, W), (H, W), 0)
-        else:
-            s = b.sum_conv(
-                _join(prefix, "tokens"), stream, (H, W), (H, W), 0, out_channels=total, offset=offset
-            )
+        s = b.sum_pool(_join(prefix, "tokens"), stream, (H, W), (H, W), 0)
+        if len(parts) > 1:
+            s = b.sum_conv(_join(prefix, "place"), s, 1, 1, 0, out_channels=total, offset=offset)
         sums = s if sums is None else sums + s
         blocks.append(w.detach().double() / (H * W))
         offset += C
