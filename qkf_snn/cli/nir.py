@@ -102,7 +102,16 @@ def verify_nir(
         readers=reader,
     )
     if as_json:
-        docs = [{**asdict(r), "passed": r.passed, "loaded": r.loaded} for r in reports]
+        docs = [
+            {
+                **asdict(r),
+                "passed": r.passed,
+                "loaded": r.loaded,
+                "spikes_compared": r.spikes_compared,
+                "spike_mismatches": r.spike_mismatches,
+            }
+            for r in reports
+        ]
         doc = docs[0] if len(docs) == 1 else {"passed": all(r.passed for r in reports), "readers": docs}
         typer.echo(json.dumps(doc, indent=1))
     else:
