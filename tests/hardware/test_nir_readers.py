@@ -294,3 +294,30 @@ def test_nirtorch_refuses_two_input_nodes():
     g.edges.append(("input2", "b2"))
     with pytest.raises(RuntimeError, match="^Node redefined name is_none!$"):
         import_from_nir(g)
+
+
+@pytest.mark.slow
+def test_bad_reader_target_and_dt_are_one_line_exit_2(runs, tmp_path):
+    root, ckpts = runs
+    ckpt = str(ckpts["audio"])
+    out = str(tmp_path / "x.nir")
+    cases = [
+        (
+            ["verify", "nir", out, "--checkpoint", ckpt, "--reader", "sinabs"],
+            "--reader 'sinabs': choose one of",
+        ),
+        (["export", "nir", ckpt, "--out", out, "--target", "lava"], "--target 'lava': choose one of"),
+        (["export", "nir", ckpt, "--out", out, "--target", "snntorch", "--dt", "1"], "fixes dt = 0.0001"),
+    ]
+    for args, words in cases:
+        done = _qkf(*args)
+        lines = done.stderr.strip().splitlines()
+        assert done.returncode == 2 and len(lines) == 1 and words in lines[0], done.stderr
+        assert "Traceback" not in done.stderr
+    assert not (tmp_path / "x.nir").exists()
+    # --target nir keeps the spec's Threshold and padded SumPool2d, with the user's dt
+    done = _qkf("export", "nir", ckpt, "--out", out, "--target", "nir", "--dt", "0.001", "--json")
+    assert done.returncode == 0, done.stderr
+    graph = nir.read(out)
+    assert metadata(graph)["dt"] == 0.001 and metadata(graph)["target"] == "nir"
+    assert {"Threshold", "SumPool2d"} <= {type(n).__name__ for n in graph.nodes.values()}

@@ -1,7 +1,9 @@
-"""Run an NIR graph step by step on Norse cells, through ``nirtorch.nir_to_torch`` with our node map.
+"""Our bridge (reader ``qkf``): run an NIR graph step by step on Norse cells, through
+``nirtorch.nir_to_torch`` with our node map.
 
-Why not ``norse.torch.from_nir``: in Norse 1.1.0 it drops LIF's ``r`` and ``v_reset``, flattens the
-batch, lacks Threshold/Scale/Conv1d, and orders parallel branches that merge (Q and K) wrongly.
+It runs every target's file, including what stock ``norse.torch.from_nir`` cannot (Norse 1.1.0 drops
+LIF's ``r``, has no Threshold/Scale/Conv1d, drops SumPool2d padding, flattens the batch, runs one
+Input node and walks the graph depth-first; see :mod:`.readers` and docs/nir.md).
 ``nirtorch.nir_to_torch`` sums several inputs into a node for any edge order, so it only needs a
 node map that is right for every node type we emit:
 

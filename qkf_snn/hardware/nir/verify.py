@@ -1,4 +1,5 @@
-"""Step-by-step comparison of an NIR graph (run on Norse cells) with the PyTorch model it came from.
+"""Step-by-step comparison of an NIR graph, run in one reader of :data:`.readers.READERS` (our Norse
+bridge, stock snnTorch, stock Norse), with the PyTorch model it came from.
 
 The reference is the model with BN folded (:func:`.fold.fold_batchnorm`): the graph holds folded
 weights, so only the folded model can agree bit for bit. Every graph node whose metadata names a
