@@ -97,3 +97,13 @@ def test_model_summary_adds_up(av_summary):
     assert spread.precision == "binary {0,1}" and spread.params == spread.synapses == 16 * 8 * 8
     assert layers[node_id("audio.stages.0.blocks.0.attn.mask")].fan_in == 2  # the AND of mask and K
     assert s.dt == 1.0 and s.time_steps == 4
+
+
+def test_portable_form_needs_the_same_neurons_and_synapses_as_the_plain_form():
+    """Thresholds as memoryless LIFs, sum pools as 0/1 convs, zero ordering connectors: same
+    hardware needs as the plain NIR form (the connectors add nodes and edges, no synapses)."""
+    model = create_model("qkf_audio_tiny_deploy", input_size=(32, 32), num_classes=5)
+    plain, portable = (summarize(build_graph(model, target=t)) for t in ("nir", "portable"))
+    assert portable.nodes > plain.nodes and portable.edges > plain.edges  # the connectors
+    for key in ("neurons", "synapses", "max_fan_in", "max_fan_out"):
+        assert getattr(portable, key) == getattr(plain, key), key

@@ -12,6 +12,8 @@ Counting conventions (per time step, per sample):
 - *fan-in* of a unit: synapses ending on it; *fan-out*: synapses leaving it into the next nodes
   (linear read-out chains SumPool → Flatten → Affine are not composed).
 - *params*: nonzero stored weights and biases (neuron constants are not counted).
+- Ordering connectors of the ``portable``/``norse`` targets (zero convs, ``metadata["role"]``) count
+  as nodes and edges but add no synapses, fan-in or fan-out.
 """
 
 from __future__ import annotations
@@ -126,7 +128,12 @@ def summarize(graph: nir.NIRGraph) -> GraphSummary:
     nodes = graph.nodes
     into: dict[str, list[str]] = {n: [] for n in nodes}
     out_of: dict[str, list[str]] = {n: [] for n in nodes}
+    # Ordering connectors (zeros that only fix a depth-first executor's order) carry no synapses and
+    # must not multiply the synapse sets of the node they feed.
+    ordering = {n for n, node in nodes.items() if "ordering" in str(metadata(node).get("role", ""))}
     for src, dst in graph.edges:
+        if src in ordering:
+            continue
         into[dst].append(src)
         out_of[src].append(dst)
     shapes = {n: _shape(node) for n, node in nodes.items()}
