@@ -56,7 +56,8 @@ def export_nir(
         f"wrote {result.path}: {s.nodes} nodes, {s.edges} edges; {s.neurons:,} neurons, "
         f"{s.synapses:,} synapses, {s.params:,} nonzero parameters; "
         f"max fan-in {s.max_fan_in:,}, max fan-out {s.max_fan_out:,}; "
-        f"dt={s.dt}, T={s.time_steps}",
+        f"dt={s.dt}, T={s.time_steps}; target {result.graph.metadata['target']} "
+        f"(for {result.graph.metadata['readers']})",
         highlight=False,
     )
 

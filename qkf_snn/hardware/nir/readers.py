@@ -135,6 +135,10 @@ def _load_snntorch(graph: nir.NIRGraph, dt: float, dtype: torch.dtype) -> Runner
 
     with _quiet():
         module = import_from_nir(copy.deepcopy(graph))  # it rewrites graph.nodes/edges in place
+    # snnTorch keeps every neuron ever built in a class-level list (for its init_hidden helpers);
+    # drop ours so a loaded graph is freed with its module.
+    ours = {id(m) for m in module.modules()}
+    snn.SpikingNeuron.instances[:] = [m for m in snn.SpikingNeuron.instances if id(m) not in ours]
 
     def step(m: nn.Module, x: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
         y, state = m(x)  # nirtorch's GraphModule: snn.Leaky(init_hidden=True) keeps its own membrane
