@@ -332,3 +332,38 @@ def test_bad_reader_target_and_dt_are_one_line_exit_2(runs, tmp_path):
     graph = nir.read(out)
     assert metadata(graph)["dt"] == 0.001 and metadata(graph)["target"] == "nir"
     assert {"Threshold", "SumPool2d"} <= {type(n).__name__ for n in graph.nodes.values()}
+
+
+def test_a_reader_that_skips_nodes_or_crashes_is_a_failed_check_not_a_crash(monkeypatch):
+    """verify_graph takes readers from the READERS table; a reader's own failure is the finding."""
+    from qkf_snn.hardware.nir import READERS, Reader, verify_graph
+    from qkf_snn.hardware.nir.norse_exec import Trace
+    from qkf_snn.models import UniModalClassifier, recalibrate_bn
+
+    torch.manual_seed(0)
+    model = UniModalClassifier(
+        create_model("qkf_audio_tiny_deploy", input_size=(32, 32), num_classes=3), "audio"
+    )
+    batches = [model.example_batch(2)]
+    recalibrate_bn(model, batches)
+    graph = build_graph(model)
+    qkf = READERS["qkf"]
+
+    class Skipping:  # runs the graph but records no node output
+        def __init__(self, *args):
+            self.inner = qkf.load(*args)
+
+        def run(self, inputs, steps):
+            return Trace(self.inner.run(inputs, steps).outputs, {})
+
+    def broken(*args):
+        raise KeyError("no mapping for Conv2d")
+
+    monkeypatch.setitem(READERS, "skipping", Reader("skipping", "test", Skipping))
+    monkeypatch.setitem(READERS, "broken", Reader("broken", "test", broken))
+    r = verify_graph(graph, model, batches, check_fold=False, reader="skipping")
+    assert not r.passed and r.load_error.startswith("runs: RuntimeError: the reader never ran graph node ")
+    r = verify_graph(graph, model, batches, check_fold=False, reader="broken")
+    assert not r.passed and not r.loaded and r.load_error == "loads: KeyError: 'no mapping for Conv2d'"
+    assert r.graph_nodes == len(graph.nodes) and r.spikes_compared == 0
+    assert verify_graph(graph, model, batches, check_fold=False, reader="qkf").passed
