@@ -56,7 +56,9 @@ def demo(
         import shutil
 
         shutil.rmtree(out)
-    run_demo(DemoSettings(out=out, clips=clips, epochs=epochs, seed=seed))
+    summary = run_demo(DemoSettings(out=out, clips=clips, epochs=epochs, seed=seed))
+    if not summary["nir"]["passed"]:  # a failed check fails the demo (the summary says where)
+        raise typer.Exit(1)
 
 
 def run_demo(s: DemoSettings) -> dict[str, Any]:

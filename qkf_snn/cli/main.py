@@ -1,4 +1,9 @@
-"""Root of the `qkf` command: it only assembles the command groups."""
+"""Root of the `qkf` command: it assembles the command groups and turns every way a command can end
+into an exit status.
+
+Exit status: 0 done; 1 a failed check (`verify nir`) or a diverged run; 2 bad input or a usage error
+(one line on stderr, never a traceback); 3 a run interrupted by a signal (resume it); 130 aborted.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +16,13 @@ warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*", category=De
 
 import typer  # noqa: E402
 
+# typer >= 0.24 bundles its own click as the private `typer._click` (there is no `click` module); its
+# usage errors are not re-exported publicly. tests/cli/test_usage_errors.py covers every command.
+from typer._click.exceptions import NoArgsIsHelpError, UsageError  # noqa: E402
+from typer.exceptions import TyperException  # noqa: E402
+
 from qkf_snn.cli import bench, data, demo, models, nir, profile, train  # noqa: E402
-from qkf_snn.errors import UserError  # noqa: E402
+from qkf_snn.errors import RunStopped, UserError  # noqa: E402
 
 app = typer.Typer(
     name="qkf",
@@ -33,24 +43,48 @@ app.command("demo")(demo.demo)
 
 
 def main() -> None:
-    """Console entry point: bad input becomes one line on stderr and exit status 2."""
+    """Console entry point (see the module docstring for the exit statuses)."""
+    args = train.join_multi_values(sys.argv[1:])
     try:
-        app(standalone_mode=False)
+        # Non-standalone, so that usage errors reach the handlers below instead of click's own
+        # multi-line report. In this mode a command's `typer.Exit(code)` comes back as the return
+        # value (commands return None), and it must become the exit status.
+        status = app(args=args, prog_name="qkf", standalone_mode=False)
     except UserError as err:
-        typer.secho(f"error: {err}", fg=typer.colors.RED, err=True)
-        sys.exit(2)
-    except typer.Exit as err:
-        sys.exit(err.exit_code)
+        _fail(str(err), 2)
+    except RunStopped as err:
+        _fail(str(err), err.exit_code)
+    except NoArgsIsHelpError as err:  # a bare group: its help is already on stdout
+        _fail(f"{_where(err)}missing command; choose one of: {', '.join(_commands(err))}", 2)
+    except UsageError as err:
+        _fail(_where(err) + _one_line(err.format_message()), 2)
+    except TyperException as err:  # click's other errors (e.g. a file it could not open)
+        _fail(_one_line(err.format_message()), err.exit_code)
     except typer.Abort:
         typer.secho("aborted", err=True)
         sys.exit(130)
-    except Exception as err:  # click usage errors arrive here in non-standalone mode
-        import click
+    sys.exit(status if isinstance(status, int) else 0)
 
-        if isinstance(err, click.ClickException):
-            err.show()
-            sys.exit(err.exit_code)
-        raise
+
+def _fail(message: str, status: int) -> None:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    sys.exit(status)
+
+
+def _where(err: UsageError) -> str:
+    """``"train: "`` for an error of ``qkf train``; empty for the root command."""
+    path = err.ctx.command_path.split(" ", 1) if err.ctx is not None else []
+    return f"{path[1]}: " if len(path) == 2 else ""
+
+
+def _commands(err: NoArgsIsHelpError) -> list[str]:
+    return err.ctx.command.list_commands(err.ctx)
+
+
+def _one_line(message: str) -> str:
+    """click's message on one line, starting in lower case like the project's own errors."""
+    text = " ".join(message.split())
+    return text[:1].lower() + text[1:]
 
 
 if __name__ == "__main__":

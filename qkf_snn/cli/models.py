@@ -9,14 +9,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from qkf_snn.models import count_parameters, create_model, list_models
-
 
 def models(
     pattern: Annotated[str, typer.Argument(help="Shell-style filter, e.g. 'qkf_av*'.")] = "*",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for machines.")] = False,
 ) -> None:
     """List registered models with their parameter counts (built on the CPU, nothing downloaded)."""
+    from qkf_snn.models import count_parameters, create_model, list_models  # torch: import when used
+
     rows = []
     for name in list_models(pattern):
         model = create_model(name)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -27,14 +28,65 @@ OPTION_KEYS: dict[str, str] = {
     "device": "run.device", "out": "run.out", "name": "run.name", "checkpoint_every": "run.checkpoint_every",
     "progress": "run.progress", "threads": "run.threads",
 }  # fmt: skip
-Three = tuple[int, int, int]
+
+
+# --- multi-value options ----------------------------------------------------------------------------
+# The research code's argparse options take several values (`--num-heads 2 4 6`, nargs='+'); a click
+# option takes a fixed number. So each such option takes one token, `2,4,6`, and main() first joins
+# the integers that follow it on the command line into that token (join_multi_values), as argparse
+# would have consumed them: both spellings work, with any count (the model checks it per stage).
+MULTI_VALUE_OPTIONS: set[str] = set()  # filled by _ints() below
+
+
+class Ints(tuple):
+    """The integers of one multi-value option."""
+
+
+def parse_ints(text: str) -> Ints:
+    try:
+        return Ints(int(v) for v in text.split(","))
+    except ValueError:
+        raise typer.BadParameter(f"{text!r} is not a list of integers (e.g. 2,4,6 or 2 4 6)") from None
+
+
+def _ints(flag: str, help: str) -> typer.models.OptionInfo:
+    MULTI_VALUE_OPTIONS.add(flag)
+    return typer.Option(flag, parser=parse_ints, metavar="N[,N...]", help=help)
+
+
+Dims = Annotated[Ints | None, _ints("--dims", "Stage widths, e.g. --dims 16 32 64.")]
+Depths = Annotated[Ints | None, _ints("--depths", "Blocks per stage, e.g. --depths 2 4 8.")]
+Heads = Annotated[Ints | None, _ints("--num-heads", "Heads per stage, e.g. --num-heads 2 4 6.")]
+_INTS = re.compile(r"\d+(,\d+)*")
+
+
+def join_multi_values(argv: list[str]) -> list[str]:
+    """``train ... --num-heads 2 4 6 ...`` → ``train ... --num-heads 2,4,6 ...`` (other commands and
+    everything after ``--`` are left alone)."""
+    if argv[:1] != ["train"]:
+        return list(argv)
+    joined: list[str] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        i += 1
+        if arg == "--":
+            return [*joined, arg, *argv[i:]]
+        joined.append(arg)
+        if arg in MULTI_VALUE_OPTIONS:
+            start = i
+            while i < len(argv) and _INTS.fullmatch(argv[i]):
+                i += 1
+            if i > start:
+                joined.append(",".join(argv[start:i]))
+    return joined
 
 
 def train(
     dataset: Annotated[str, typer.Argument(help=", ".join(DATASETS) + ".", show_default=False)],
     modality: Annotated[str, typer.Option(help="audio, video or av.")] = "av",
     data: Annotated[
-        Path | None, typer.Option("--data", help="Prepared cache (`qkf data prepare --out`).")
+        Path | None, typer.Option("--data", "--data-path", help="Prepared cache (`qkf data prepare --out`).")
     ] = None,
     config: Annotated[
         Path | None,
@@ -45,13 +97,14 @@ def train(
         bool, typer.Option(help="Start the run again even if its directory holds one.")
     ] = False,
     model: Annotated[
-        str | None, typer.Option(help="Registered model (default qkf_<modality>_<size>).")
+        str | None,
+        typer.Option(help="Registered model (default qkf_<modality>_<size>); qkf_snn: the seed's size."),
     ] = None,
     size: Annotated[str | None, typer.Option(help="tiny or small (the seed's size).")] = None,
     embed_dims: Annotated[int | None, typer.Option(help="Last stage width E (stages E/4, E/2, E).")] = None,
-    dims: Annotated[Three | None, typer.Option(help="Stage widths, e.g. --dims 16 32 64.")] = None,
-    depths: Annotated[Three | None, typer.Option(help="Blocks per stage, e.g. --depths 2 4 8.")] = None,
-    num_heads: Annotated[Three | None, typer.Option(help="Heads per stage, e.g. --num-heads 2 4 6.")] = None,
+    dims: Dims = None,
+    depths: Depths = None,
+    num_heads: Heads = None,
     mlp_ratio: Annotated[float | None, typer.Option(help="MLP hidden width / stage width.")] = None,
     time_steps: Annotated[
         int | None, typer.Option("--time-steps", "--time-step", "-T", help="T (divides the cache's T).")
@@ -85,7 +138,10 @@ def train(
     warmup_epochs: Annotated[float | None, typer.Option(help="Linear warm-up epochs.")] = None,
     label_smoothing: Annotated[float | None, typer.Option(help="Label smoothing of the train loss.")] = None,
     grad_clip: Annotated[float | None, typer.Option(help="Max gradient norm (0: off).")] = None,
-    patience: Annotated[int | None, typer.Option(help="Early stopping patience in epochs (0: off).")] = None,
+    patience: Annotated[
+        int | None,
+        typer.Option("--patience", "--patience-epochs", help="Early stopping patience in epochs (0: off)."),
+    ] = None,
     seed: Annotated[int | None, typer.Option(help="Seed of init, data order and augmentation.")] = None,
     amp: Annotated[str | None, typer.Option(help="auto, none, bf16 or fp16.")] = None,
     device: Annotated[str | None, typer.Option(help="auto, cpu or cuda.")] = None,
@@ -93,7 +149,9 @@ def train(
     augment: Annotated[
         bool | None, typer.Option("--augment/--no-augment", help="Train-time augmentation.")
     ] = None,
-    out: Annotated[str | None, typer.Option(help="Parent folder of runs.")] = None,
+    out: Annotated[
+        str | None, typer.Option("--out", "--output-dir", help="Parent folder of runs (run in OUT/NAME).")
+    ] = None,
     name: Annotated[str | None, typer.Option(help="Run directory name.")] = None,
     checkpoint_every: Annotated[
         int | None, typer.Option(help="Also save last.pt every N steps (0: per epoch).")
@@ -106,7 +164,6 @@ def train(
 ) -> None:
     """Train a model on a prepared cache; the best epoch is chosen on val, test is evaluated once."""
     from qkf_snn.training.config import compose, parse_set
-    from qkf_snn.training.loop import TrainingDiverged, TrainingInterrupted
     from qkf_snn.training.loop import train as run_train
 
     options = dict(locals())
@@ -118,13 +175,7 @@ def train(
         overrides["data.dir"] = str(data)
     overrides.update(parse_set(set_ or []))
     cfg = compose(dataset, modality, recipe=config, overrides=overrides)
-    try:
-        run_train(cfg, resume=resume, overwrite=overwrite)
-    except (TrainingDiverged, TrainingInterrupted) as err:
-        typer.secho(f"error: {err}", fg=typer.colors.RED, err=True)
-        # SystemExit, not typer.Exit: the root runs click with standalone_mode=False, which turns
-        # typer.Exit into a return value that main() does not pass on as the exit status.
-        raise SystemExit(1 if isinstance(err, TrainingDiverged) else 3) from None
+    run_train(cfg, resume=resume, overwrite=overwrite)  # a diverged/interrupted run: main() exits 1/3
 
 
 def evaluate(

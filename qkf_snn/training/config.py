@@ -27,6 +27,9 @@ from qkf_snn.models.neurons.lif import FORMS
 
 MODALITIES: tuple[str, ...] = ("audio", "video", "av")
 SIZES: tuple[str, ...] = ("tiny", "small")
+# The original research code's --model names: each is this project's encoder of the chosen modality
+# at the size that code trained, so its command lines run unchanged (`--model qkf_snn`).
+RESEARCH_MODELS: dict[str, str] = {"qkf_snn": "small"}
 AMP_MODES: tuple[str, ...] = ("auto", "none", "bf16", "fp16")
 FREE_FORM = ("model.neuron.", "model.overrides.")  # mappings whose keys the model checks, not us
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"  # recipes, in a source checkout
@@ -257,6 +260,8 @@ def compose(
             f"--size {overrides['model.size']}: the recipe names model {data['model']['name']!r}, "
             "which fixes the size; pass --model instead"
         )
+    if data["model"]["name"] in RESEARCH_MODELS:  # a size, not a registered name: qkf_<modality>_<size>
+        data["model"]["name"], data["model"]["size"] = None, RESEARCH_MODELS[data["model"]["name"]]
     data["dataset"], data["modality"] = dataset, modality
     return TrainConfig.from_dict(data, source="options")
 

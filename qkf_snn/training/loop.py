@@ -25,7 +25,7 @@ from rich.console import Console
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from qkf_snn.errors import UserError
+from qkf_snn.errors import RunStopped, UserError
 from qkf_snn.io import atomic_write_bytes, remove_stale_temps
 from qkf_snn.models import recalibrate_bn
 from qkf_snn.training import distributed
@@ -46,12 +46,16 @@ RESUMABLE_CHANGES = {
 }  # fmt: skip
 
 
-class TrainingDiverged(RuntimeError):
+class TrainingDiverged(RunStopped):
     """The loss became NaN or Inf; the message names the last good checkpoint."""
 
+    exit_code = 1
 
-class TrainingInterrupted(RuntimeError):
+
+class TrainingInterrupted(RunStopped):
     """SIGTERM/SIGUSR1 (e.g. SLURM preemption) arrived; last.pt holds the state to resume from."""
+
+    exit_code = 3  # distinct from a failure, so a job script can requeue
 
 
 @dataclass
