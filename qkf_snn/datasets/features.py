@@ -13,10 +13,12 @@ import hashlib
 import json
 import math
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-import torchaudio.transforms as AT
+
+if TYPE_CHECKING:
+    import torch
 
 MODALITIES: tuple[str, ...] = ("audio", "video")
 TOP_DB = 80.0
@@ -75,6 +77,9 @@ def step_times(content_seconds: float, params: FeatureParams) -> np.ndarray:
 
 @functools.lru_cache(maxsize=4)
 def _mel_transform(sample_rate: int, n_fft: int, hop: int, n_mels: int) -> torch.nn.Module:
+    import torch  # here, not at the top: `qkf --help` imports this module (via the dataset registry)
+    import torchaudio.transforms as AT
+
     return torch.nn.Sequential(
         AT.MelSpectrogram(sample_rate=sample_rate, n_fft=n_fft, hop_length=hop, n_mels=n_mels, power=2.0),
         AT.AmplitudeToDB(stype="power", top_db=TOP_DB),
@@ -83,6 +88,8 @@ def _mel_transform(sample_rate: int, n_fft: int, hop: int, n_mels: int) -> torch
 
 def log_mel_steps(wave: np.ndarray, params: FeatureParams) -> np.ndarray:
     """Log-mel (dB) of a span-length waveform cut into steps: float32 [T, 1, F, W]."""
+    import torch
+
     transform = _mel_transform(params.sample_rate, params.n_fft, params.hop_length, params.n_mels)
     with torch.no_grad():
         mel = transform(torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32))).numpy()
