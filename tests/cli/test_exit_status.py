@@ -35,14 +35,15 @@ def in_process(monkeypatch, capsys, *args: str) -> tuple[int, str]:
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """A tiny AV cache and two 1-epoch runs of the same deployable model with different seeds."""
+    """A tiny AV cache (square 16×16 inputs, as NIR export wants) and two 1-epoch runs of the same
+    deployable model with different seeds."""
     from qkf_snn.datasets import prepare, synthesize
     from qkf_snn.training import compose
     from qkf_snn.training.loop import train
 
     root = tmp_path_factory.mktemp("exit")
     raw = synthesize("crema", root / "raw", clips=18, seed=0, seconds=1.0)
-    prepare("crema", raw, root / "cache", time_steps=2, image_size=16, n_mels=16, audio_width=8,
+    prepare("crema", raw, root / "cache", time_steps=2, image_size=16, n_mels=16, audio_width=16,
             clip_seconds=1.0, progress=False)  # fmt: skip
     ckpts = []
     for seed in (0, 1):
