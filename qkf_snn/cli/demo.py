@@ -13,13 +13,16 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from qkf_snn.errors import UserError
+
+if TYPE_CHECKING:
+    from qkf_snn.training import TrainConfig
 
 MODALITIES = ("audio", "video", "av")
 RECIPES = Path(__file__).resolve().parents[2] / "configs" / "demo"
@@ -66,6 +69,12 @@ def run_demo(s: DemoSettings) -> dict[str, Any]:
     con, started = s.console, time.perf_counter()
     s.out.mkdir(parents=True, exist_ok=True)
     raw, cache = s.out / "raw", s.out / "cache"
+    # The recipes' CPU instruction set, pinned before this process runs any tensor code (synthesis and
+    # preparation too), so that training's pin is in effect: same numbers on every host of one kind.
+    from qkf_snn.training.determinism import pin_cpu_isa
+
+    isas = {_config(s, cache, modality).run.cpu_isa for modality in MODALITIES}
+    pin_cpu_isa(isas.pop() if len(isas) == 1 else None)
 
     _step(con, 1, "synthesise a CREMA-D-layout raw set (wav + flv)")
     _synthesise(s, raw)
@@ -84,7 +93,8 @@ def run_demo(s: DemoSettings) -> dict[str, Any]:
     summary = {
         "protocol": (
             f"synthetic CREMA-D layout, {s.clips} clips, stratified 80/10/10 split (seed {s.seed}); "
-            f"T={s.time_steps}; checkpoint chosen on validation accuracy, test evaluated once; "
+            f"T={s.time_steps}; {_numerics(results['av'].get('numerics'))}; "
+            "checkpoint chosen on validation accuracy, test evaluated once; "
             f"energy: {profile['energy_model']}, per sample of the val split; NIR check on "
             f"{nir['samples']} test clips"
         ),
@@ -94,6 +104,9 @@ def run_demo(s: DemoSettings) -> dict[str, Any]:
         "minutes": round((time.perf_counter() - started) / 60, 2),
     }
     _write_json(s.out / "summary.json", summary)
+    from qkf_snn.io import atomic_write_bytes
+
+    atomic_write_bytes(s.out / "summary.md", readme_block(summary).encode())
     _print_summary(con, summary, s.out)
     return summary
 
@@ -138,26 +151,38 @@ def _prepare(s: DemoSettings, raw: Path, cache: Path) -> None:
     )
 
 
-def _train(s: DemoSettings, cache: Path, modality: str) -> dict[str, Any]:
+def _config(s: DemoSettings, cache: Path, modality: str) -> TrainConfig:
     from qkf_snn.training import compose
+
+    overrides: dict[str, Any] = {
+        "data.dir": str(cache),
+        "run.out": str(s.out / "runs"),
+        "run.name": modality,
+        "run.seed": s.seed,
+        "model.name": f"qkf_{modality}_tiny_deploy",
+    }
+    if s.epochs is not None:
+        overrides["optim.epochs"] = s.epochs
+    return compose("crema", modality, recipe=RECIPES / f"crema_{modality}.yaml", overrides=overrides)
+
+
+def _train(s: DemoSettings, cache: Path, modality: str) -> dict[str, Any]:
+    import yaml
+
     from qkf_snn.training.loop import train
 
     run_dir = s.out / "runs" / modality
-    results_file = run_dir / "results.json"
-    if results_file.is_file():
+    results_file, config_file = run_dir / "results.json", run_dir / "config.yaml"
+    cfg = _config(s, cache, modality)
+    # A run made with other settings (an older recipe) would print numbers the recipe no longer gives.
+    same = config_file.is_file() and yaml.safe_load(config_file.read_text()) == cfg.to_dict()
+    if results_file.is_file() and same:
         s.console.print(f"reusing {run_dir}")
     else:
-        overrides: dict[str, Any] = {
-            "data.dir": str(cache),
-            "run.out": str(s.out / "runs"),
-            "run.name": modality,
-            "run.seed": s.seed,
-            "model.name": f"qkf_{modality}_tiny_deploy",
-        }
-        if s.epochs is not None:
-            overrides["optim.epochs"] = s.epochs
-        cfg = compose("crema", modality, recipe=RECIPES / f"crema_{modality}.yaml", overrides=overrides)
-        train(cfg, resume=(run_dir / "last.pt").is_file(), console=s.console)
+        if config_file.is_file() and not same:
+            s.console.print(f"{run_dir} was trained with other settings: training it again")
+        resume = same and (run_dir / "last.pt").is_file()
+        train(cfg, resume=resume, overwrite=not resume, console=s.console)
     results = json.loads(results_file.read_text())
     row = {
         "run": str(run_dir),
@@ -166,6 +191,9 @@ def _train(s: DemoSettings, cache: Path, modality: str) -> dict[str, Any]:
         "val_acc": results["val"]["acc"],
         "test_acc": results["test"]["acc"],
         "test_f1_macro": results["test"]["f1_macro"],
+        "numerics": results.get("environment"),  # CPU kernels, threads: what the numbers depend on
+        "epochs": results["epochs_run"],
+        "fusion": results["model"]["kwargs"].get("fusion"),
     }
     for part in ("audio", "video"):
         if f"acc_{part}" in results["test"] and modality == "av":
@@ -220,6 +248,13 @@ def _export_and_verify(s: DemoSettings, run_dir: Path, cache: Path) -> dict[str,
 
 
 # --- helpers -----------------------------------------------------------------------------------------
+def _numerics(env: dict[str, Any] | None) -> str:
+    if not env:  # a run written before runs recorded it
+        return "CPU kernels not recorded"
+    pinned = {True: " (pinned)", False: " (pin not in effect)"}.get(env.get("cpu_isa_pinned"), "")
+    return f"CPU kernels {env['cpu_capability']}{pinned}, {env['threads']} threads, torch {env['torch']}"
+
+
 def _fresh(result: Path, source: Path) -> bool:
     """``result`` exists and was written after ``source``."""
     return result.is_file() and result.stat().st_mtime >= source.stat().st_mtime
@@ -229,6 +264,30 @@ def _write_json(path: Path, obj: Any) -> None:
     from qkf_snn.io import atomic_write_json
 
     atomic_write_json(path, obj)
+
+
+def readme_block(summary: dict[str, Any]) -> str:
+    """The README's demo results (table and energy line), from the numbers this run printed."""
+    models, prof, nir = summary["models"], summary["profile"], summary["nir"]
+    names = {"audio": "audio", "video": "video", "av": "audio-visual"}
+    lines = [f"Protocol: {summary['protocol']}.", "", "| model | val acc | test acc |", "|---|---|---|"]
+    for modality, row in models.items():
+        name = names[modality] + (f" ({row['fusion']})" if row.get("fusion") else "")
+        lines.append(f"| {name} | {row['val_acc']:.3f} | {row['test_acc']:.3f} |")
+    av = models.get("av", {})
+    if "val_acc_audio_head" in av:
+        val = f"{av['val_acc_audio_head']:.3f} / {av['val_acc_video_head']:.3f}"
+        test = f"{av['test_acc_audio_head']:.3f} / {av['test_acc_video_head']:.3f}"
+        lines.append(f"| — its audio head / video head | {val} | {test} |")
+    energy = prof["energy_uJ_per_sample"]
+    lines += [
+        "",
+        f"AV energy {energy:.2f} µJ per sample ({prof['energy_model']}; validation split), firing rate "
+        f"{prof['firing_rate']:.3f}, {prof['spikes_per_synapse']:.2f} spikes per synapse per inference; "
+        f"NIR graph of {nir['nodes']} nodes verified in Norse on {nir['samples']} test clips: "
+        f"{nir['spike_mismatches']} of {nir['spikes_compared']:,} spikes differ.",
+    ]
+    return "\n".join(lines) + "\n"
 
 
 def _print_summary(con: Console, summary: dict[str, Any], out: Path) -> None:
@@ -268,3 +327,4 @@ def _print_summary(con: Console, summary: dict[str, Any], out: Path) -> None:
     con.print(f"NIR graph: {nir['file']}")
     con.print(f"training curves and confusion matrices: {out / 'runs'}/<modality>/*.png")
     con.print(f"summary: {out / 'summary.json'}  ({summary['minutes']} min)")
+    con.print(f"the README's results block: {out / 'summary.md'}")

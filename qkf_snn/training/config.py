@@ -24,6 +24,7 @@ from qkf_snn.errors import UserError, first_line
 from qkf_snn.io import atomic_write_bytes
 from qkf_snn.models.neurons import NeuronConfig
 from qkf_snn.models.neurons.lif import FORMS
+from qkf_snn.training.determinism import CPU_ISA_ENV
 
 MODALITIES: tuple[str, ...] = ("audio", "video", "av")
 SIZES: tuple[str, ...] = ("tiny", "small")
@@ -103,6 +104,10 @@ class RunConfig:
     log_every: int = 10  # steps between step-level log records
     progress: str = "auto"  # auto (a bar on terminals) | bar | lines | none
     threads: int | None = None  # torch CPU threads per process; None: torch's default
+    # Reproducible numbers (see training/determinism.py): deterministic kernels, and CPU libraries
+    # pinned to one instruction set (None: the host's best), so hosts of one kind agree bit for bit.
+    deterministic: bool = False
+    cpu_isa: str | None = None  # avx2 | None
 
 
 @dataclass
@@ -153,6 +158,8 @@ class TrainConfig:
         _choice("balance.target", self.balance.target, ("step", "gradient"))
         _choice("run.device", self.run.device.split(":")[0], ("auto", "cpu", "cuda"))
         _choice("run.progress", self.run.progress, ("auto", "bar", "lines", "none"))
+        if self.run.cpu_isa is not None:
+            _choice("run.cpu_isa", self.run.cpu_isa, tuple(CPU_ISA_ENV))
         if self.model.embed_dims is not None and self.model.dims is not None:
             raise UserError("model.embed_dims and model.dims both given: use one of them")
         positive = {

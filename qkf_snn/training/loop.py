@@ -28,7 +28,7 @@ from torch.nn.parallel import DistributedDataParallel
 from qkf_snn.errors import RunStopped, UserError
 from qkf_snn.io import atomic_write_bytes, remove_stale_temps
 from qkf_snn.models import recalibrate_bn
-from qkf_snn.training import distributed
+from qkf_snn.training import determinism, distributed
 from qkf_snn.training.balancing import Modulation, apply_ogm_ge, balanced_loss, ogm_active
 from qkf_snn.training.build import DataInfo, check_model_fits, model_spec
 from qkf_snn.training.checkpoint import load_state, read_checkpoint, rng_state, save_checkpoint, set_rng_state
@@ -94,13 +94,14 @@ def train(
     cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False, console: Console | None = None
 ) -> TrainResult:
     """Train ``cfg``; under torchrun every process calls this and rank 0 does all file I/O."""
-    if cfg.run.threads:
-        torch.set_num_threads(cfg.run.threads)
+    was_deterministic = torch.are_deterministic_algorithms_enabled()
+    determinism.setup(cfg.run.threads, cfg.run.deterministic, cfg.run.cpu_isa)
     dist = distributed.setup(cfg.run.device)
     try:
         return _train(cfg, dist, resume=resume, overwrite=overwrite, console=console)
     finally:
         distributed.teardown()
+        torch.use_deterministic_algorithms(was_deterministic)  # a process-wide switch: leave it as found
 
 
 def _train(
@@ -216,6 +217,12 @@ def _train(
             step_model, device_ids=[device.index] if device.type == "cuda" else None
         )
     stop = _StopSignals()
+    numerics = determinism.environment(cfg.run.cpu_isa)
+    if numerics.get("cpu_isa_pinned") is False:
+        show.print(
+            f"run.cpu_isa {cfg.run.cpu_isa}: not in effect (CPU kernels {numerics['cpu_capability']}: this "
+            "process ran tensor code before the run started); its numbers may differ from a pinned run's"
+        )
     show.print(
         f"training {spec.name} ({sum(p.numel() for p in model.parameters()):,} parameters) on {cfg.dataset} "
         f"{cfg.modality}: {len(train_ds)} train / {len(val_ds)} val clips, T={info.time_steps}, "
@@ -356,7 +363,7 @@ def _train(
             ),
             "best_epoch": state.best_epoch, "epochs_run": state.epoch, "stopped_early": state.stopped_early,
             "steps": state.step, "val": best["metrics"], "test": test, "class_names": info.class_names,
-            "model": spec.to_dict(),
+            "model": spec.to_dict(), "environment": numerics,
         }  # fmt: skip
         atomic_write_bytes(run_dir / "results.json", (json.dumps(summary, indent=1) + "\n").encode())
         for split, metrics in (("val", best["metrics"]), ("test", test)):
