@@ -270,7 +270,7 @@ def readme_block(summary: dict[str, Any]) -> str:
     """The README's demo results (table and energy line), from the numbers this run printed."""
     models, prof, nir = summary["models"], summary["profile"], summary["nir"]
     names = {"audio": "audio", "video": "video", "av": "audio-visual"}
-    lines = [f"Protocol: {summary['protocol']}.", "", "| model | val acc | test acc |", "|---|---|---|"]
+    lines = ["| model | val acc | test acc |", "|---|---|---|"]
     for modality, row in models.items():
         name = names[modality] + (f" ({row['fusion']})" if row.get("fusion") else "")
         lines.append(f"| {name} | {row['val_acc']:.3f} | {row['test_acc']:.3f} |")
