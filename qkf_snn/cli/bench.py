@@ -17,6 +17,7 @@ from typing import Annotated, Any
 import typer
 
 from qkf_snn.errors import UserError
+from qkf_snn.io import atomic_write_bytes, check_destination
 
 app = typer.Typer(help="Speed benchmarks; results go to docs/benchmarks.md.", no_args_is_help=True)
 
@@ -63,9 +64,8 @@ def _ints(text: str, option: str) -> list[int]:
 
 
 def _write(result: dict[str, Any], out: Path, markdown: str) -> Path:
-    out.mkdir(parents=True, exist_ok=True)
     path = out / f"{result['benchmark']}-{result['environment']['device_type']}.json"
-    path.write_text(json.dumps(result, indent=2))
+    atomic_write_bytes(path, json.dumps(result, indent=2).encode())
     env = result["environment"]
     typer.echo(f"\n{env['device']}; {', '.join(f'{k} {v}' for k, v in env['versions'].items())}")
     typer.echo(f"command: {env['command']}\n")
@@ -95,6 +95,7 @@ def lif(
     out: Out = Path("runs/bench"),
 ) -> None:
     """One LIF layer, forward + backward: snnTorch loop vs our backend vs SpikingJelly."""
+    check_destination(out, "--out", "dir")
     if dtype not in ("auto", "float32", "bfloat16"):
         raise UserError(f"--dtype must be auto, float32 or bfloat16 (got {dtype!r})")
     steps = _ints(time_steps, "--time-steps")
@@ -123,6 +124,7 @@ def train(
     out: Out = Path("runs/bench"),
 ) -> None:
     """The AV QKFormer training step: snnTorch loop vs our backend vs SpikingJelly (vs no dynamics)."""
+    check_destination(out, "--out", "dir")
     chosen = _variants(variants, TRAIN_VARIANTS)
     bench = _load("bench_train_step")
     result = bench.bench_train(
@@ -135,5 +137,6 @@ def train(
 @app.command("all")
 def all_(device: Device = "auto", threads: Threads = 2, out: Out = Path("runs/bench")) -> None:
     """Both benchmarks with their default settings."""
+    check_destination(out, "--out", "dir")
     lif(device=device, threads=threads, out=out)
     train(device=device, threads=threads, out=out)

@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from qkf_snn.errors import UserError
+from qkf_snn.io import check_destination
 
 if TYPE_CHECKING:
     from qkf_snn.training import TrainConfig
@@ -55,6 +56,7 @@ def demo(
         raise UserError(f"--clips {clips}: need at least 60 (10 per emotion) for train/val/test splits")
     if epochs is not None and epochs < 1:
         raise UserError(f"--epochs {epochs}: must be at least 1")
+    check_destination(out, "--out", "dir")
     if fresh and out.exists():
         import shutil
 

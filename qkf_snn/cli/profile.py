@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from qkf_snn.errors import UserError
+from qkf_snn.io import check_destination
 
 
 def profile(
@@ -49,7 +50,7 @@ def profile(
         raise UserError(f"--samples {samples}: must be at least 1")
     if batch_size < 1:
         raise UserError(f"--batch-size {batch_size}: must be at least 1")
-    out = out or checkpoint.parent / f"profile-{split}"
+    out = check_destination(out or checkpoint.parent / f"profile-{split}", "--out", "dir")
     prof, meta = profile_checkpoint(checkpoint, data, split, samples, batch_size, device)
     paths = write_report(prof, out, options, meta, plots=plots)
     console = Console()

@@ -191,13 +191,16 @@ def evaluate(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """Accuracy, macro-F1, per-class and per-modality accuracy of a checkpoint on one split."""
+    from qkf_snn.io import atomic_write_json, check_destination
     from qkf_snn.training.evaluate import evaluate_checkpoint
 
+    if output is not None:  # before the evaluation, not after it
+        check_destination(output, "--output", "file")
     metrics = evaluate_checkpoint(
         checkpoint, data, split, batch_size=batch_size, workers=workers, device=device
     )
     if output is not None:
-        output.write_text(json.dumps(metrics, indent=1) + "\n")
+        atomic_write_json(output, metrics)
     if as_json:
         typer.echo(json.dumps(metrics, indent=1))
         return

@@ -75,6 +75,39 @@ def step_times(content_seconds: float, params: FeatureParams) -> np.ndarray:
     return centres
 
 
+def mel_bands_fit(sample_rate: int, n_fft: int, n_mels: int) -> bool:
+    """Whether every one of ``n_mels`` triangular mel filters covers at least one of the
+    ``n_fft // 2 + 1`` FFT bins (torchaudio's own filterbank, the one ``log_mel_steps`` uses).
+
+    Filters narrow as bands are added, and the lowest ones soon fall between two bins: such a band
+    is all zeros in every clip.
+    """
+    import warnings
+
+    import torchaudio.functional as AF
+
+    n_freqs = n_fft // 2 + 1
+    if n_mels > n_freqs:
+        return False
+    with warnings.catch_warnings():  # torchaudio warns about the empty filters we look for
+        warnings.simplefilter("ignore")
+        fb = AF.melscale_fbanks(n_freqs, 0.0, float(sample_rate // 2), n_mels, sample_rate)
+    return bool((fb.amax(dim=0) > 0).all())
+
+
+@functools.lru_cache(maxsize=16)
+def max_n_mels(sample_rate: int, n_fft: int) -> int:
+    """The most mel bands that all fit (see :func:`mel_bands_fit`); the bands that fit form a prefix
+    1..max, so a binary search finds it."""
+    lo, hi = 1, n_fft // 2 + 1
+    if mel_bands_fit(sample_rate, n_fft, hi):
+        return hi
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if mel_bands_fit(sample_rate, n_fft, mid) else (lo, mid)
+    return lo
+
+
 @functools.lru_cache(maxsize=4)
 def _mel_transform(sample_rate: int, n_fft: int, hop: int, n_mels: int) -> torch.nn.Module:
     import torch  # here, not at the top: `qkf --help` imports this module (via the dataset registry)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,6 +73,14 @@ def write_arrays(
         for m in params.modalities:
             tmp = stack.enter_context(atomic_path(out / names[m]))
             arrays[m] = np.lib.format.open_memmap(tmp, mode="w+", dtype=ARRAY_DTYPES[m], shape=full[m])
+            # Reserve the blocks now: a full disk is then an OSError here, not a SIGBUS when a page
+            # of the (sparse) map is first written.
+            with open(tmp, "r+b") as fh, contextlib.suppress(NotImplementedError):
+                try:
+                    os.posix_fallocate(fh.fileno(), 0, os.fstat(fh.fileno()).st_size)
+                except OSError as err:
+                    if err.errno not in (errno.EOPNOTSUPP, errno.EINVAL):  # not on every file system
+                        raise
         for i, row in enumerate(rows):
             data = read_part(parts, row.fingerprint) if row.previous_row is None else None
             for m in params.modalities:

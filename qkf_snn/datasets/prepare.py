@@ -14,7 +14,7 @@ from pathlib import Path
 
 from qkf_snn.datasets.cache import INDEX_FILE, PARTS_DIR, REPORT_FILE, CacheError, CacheIndex
 from qkf_snn.datasets.classes import ordered_present
-from qkf_snn.datasets.features import MODALITIES, FeatureParams
+from qkf_snn.datasets.features import MODALITIES, FeatureParams, max_n_mels, mel_bands_fit
 from qkf_snn.datasets.finalize import Row, generation, write_arrays
 from qkf_snn.datasets.integrity import seal, verify
 from qkf_snn.datasets.parts import fingerprint, part_path, read_skip
@@ -24,7 +24,7 @@ from qkf_snn.datasets.registry import DATASETS, DatasetSpec, get_spec
 from qkf_snn.datasets.report import PrepareReport
 from qkf_snn.datasets.workers import run_clips
 from qkf_snn.errors import UserError
-from qkf_snn.io import remove_stale_temps
+from qkf_snn.io import LOCK_FILE, FolderLock, check_destination, remove_stale_temps, writing
 
 
 def prepare(
@@ -74,6 +74,43 @@ def prepare(
 
     # Readers require only the modalities asked for (an audio-only root, frames without audio).
     options = {"event_crop": event_crop, "manifest": manifest, "modalities": params.modalities}
+    # One writer per cache folder; taken after the read-only checks and scan, so that a refused
+    # prepare creates nothing.
+    lock = FolderLock(out, "--out", "wait for that prepare to end, or choose another --out")
+    try:
+        with writing(out):
+            return _prepare(
+                dataset,
+                spec,
+                raw,
+                out,
+                params,
+                lock,
+                started,
+                workers,
+                split,
+                split_seed,
+                options,
+                progress,
+            )
+    finally:
+        lock.release()
+
+
+def _prepare(
+    dataset: str,
+    spec: DatasetSpec,
+    raw: Path,
+    out: Path,
+    params: FeatureParams,
+    lock: FolderLock,
+    started: float,
+    workers: int,
+    split: str | None,
+    split_seed: int,
+    options: dict,
+    progress: bool | ProgressCallback,
+) -> PrepareReport:
     scan = spec.scan(raw, options)
     records, skipped = _unique(scan.records, list(scan.skipped), raw)
     split_name, assignment = spec.assign(records, split, split_seed)
@@ -84,6 +121,7 @@ def prepare(
         else:
             kept.append((record, side))
 
+    lock.acquire()
     parts = out / PARTS_DIR
     parts.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(out)
@@ -217,15 +255,24 @@ def _params(
     unknown = set(modalities) - set(MODALITIES)
     if unknown or not mods:
         raise UserError(f"--modalities {','.join(modalities)}: choose audio, video or both")
-    return FeatureParams(time_steps, sample_rate, n_mels, audio_width, image_size, seconds, mods)
+    params = FeatureParams(time_steps, sample_rate, n_mels, audio_width, image_size, seconds, mods)
+    if "audio" in mods:
+        # n_fft follows from the span per log-mel column: --clip-seconds / (--time-steps x --audio-width)
+        if not mel_bands_fit(sample_rate, params.n_fft, n_mels):
+            bound = max_n_mels(sample_rate, params.n_fft)
+            raise UserError(
+                f"--n-mels {n_mels}: at most {bound} at {sample_rate} Hz with an FFT of {params.n_fft} "
+                f"samples ({params.n_fft // 2 + 1} frequency bins); more mel bands than that leave some "
+                "filters without any FFT bin (all-zero bands)"
+            )
+    return params
 
 
 def _check_out(out: Path) -> None:
     """Refuse to write into a non-empty folder that is not a cache (we delete our own stale files)."""
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out}: exists and is not a directory")
+    check_destination(out, "--out", "dir")
     if out.is_dir() and any(out.iterdir()):
-        ours = (out / INDEX_FILE).exists() or (out / PARTS_DIR).exists() or (out / REPORT_FILE).exists()
+        ours = any((out / name).exists() for name in (INDEX_FILE, PARTS_DIR, REPORT_FILE, LOCK_FILE))
         if not ours:
             raise UserError(f"--out {out}: not empty and not a qkf cache (choose a new or empty folder)")
 

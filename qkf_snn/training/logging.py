@@ -78,7 +78,9 @@ class RunLogger:
     def read(path: Path) -> list[dict[str, Any]]:
         if not Path(path).is_file():
             return []
-        return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+        # An append cut short (full disk, kill) leaves a last line without its newline: not a record.
+        complete = Path(path).read_text().split("\n")[:-1]
+        return [json.loads(line) for line in complete if line.strip()]
 
     def _cut(self, path: Path, keep) -> None:
         """Keep only the records ``keep`` accepts (a fresh run keeps none)."""

@@ -26,7 +26,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from qkf_snn.errors import RunStopped, UserError
-from qkf_snn.io import atomic_write_bytes, remove_stale_temps
+from qkf_snn.io import FolderLock, atomic_write_bytes, check_destination, remove_stale_temps, writing
 from qkf_snn.models import recalibrate_bn
 from qkf_snn.training import determinism, distributed
 from qkf_snn.training.balancing import Modulation, apply_ogm_ge, balanced_loss, ogm_active
@@ -96,40 +96,35 @@ def train(
     """Train ``cfg``; under torchrun every process calls this and rank 0 does all file I/O."""
     was_deterministic = torch.are_deterministic_algorithms_enabled()
     determinism.setup(cfg.run.threads, cfg.run.deterministic, cfg.run.cpu_isa)
+    check_destination(cfg.run_dir, "run directory", "dir")
     dist = distributed.setup(cfg.run.device)
+    # One writer per run directory for the life of the run (a second run into it is refused).
+    lock = FolderLock(cfg.run_dir, "run directory", "wait for that run to end, or choose another --name")
     try:
-        return _train(cfg, dist, resume=resume, overwrite=overwrite, console=console)
+        with writing(cfg.run_dir):
+            return _train(cfg, dist, lock, resume=resume, overwrite=overwrite, console=console)
     finally:
+        lock.release()
         distributed.teardown()
         torch.use_deterministic_algorithms(was_deterministic)  # a process-wide switch: leave it as found
 
 
 def _train(
-    cfg: TrainConfig, dist: distributed.DistInfo, *, resume: bool, overwrite: bool, console
+    cfg: TrainConfig, dist: distributed.DistInfo, lock: FolderLock, *, resume: bool, overwrite: bool, console
 ) -> TrainResult:
     device, main = dist.device, dist.is_main
     run_dir, last_path, best_path = cfg.run_dir, cfg.run_dir / "last.pt", cfg.run_dir / "best.pt"
     show = EpochProgress(cfg.run.progress, enabled=main, console=console)
 
-    # --- the run directory: fresh, resumed, or refused --------------------------------------------
+    # --- the run directory: fresh, resumed, or refused (nothing is written until the model is built) ---
     ckpt = None
     if resume and last_path.is_file():
         ckpt = read_checkpoint(last_path)
         _check_resumable(cfg, ckpt, last_path)
     elif resume:
         show.print(f"--resume: no checkpoint in {run_dir} yet, starting from scratch")
-    elif last_path.is_file() and not overwrite:
-        raise UserError(
-            f"run directory {run_dir} already holds a run: pass --resume to continue it, "
-            "--overwrite to start it again, or --name for a new one"
-        )
-    if main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        remove_stale_temps(run_dir)
-        if ckpt is None:
-            for stale in ("best.pt", "last.pt", "results.json"):
-                (run_dir / stale).unlink(missing_ok=True)
-        save_config(cfg, run_dir / "config.yaml")
+    else:
+        _refuse_existing_run(run_dir, overwrite)
 
     # --- seeds, precision ---------------------------------------------------------------------------
     seed = cfg.run.seed
@@ -180,6 +175,18 @@ def _train(
         show.print(
             f"resumed {last_path} at epoch {state.epoch + 1}, batch {state.batch_in_epoch}, step {state.step}"
         )
+
+    # --- the run directory, once data, model and checkpoint are known to work: locked, then written ---
+    if main:
+        lock.acquire()
+        if ckpt is None:
+            _refuse_existing_run(run_dir, overwrite)  # again under the lock: a run may have ended meanwhile
+        remove_stale_temps(run_dir)
+        if ckpt is None:
+            for stale in ("best.pt", "last.pt", "results.json"):
+                (run_dir / stale).unlink(missing_ok=True)
+        save_config(cfg, run_dir / "config.yaml")
+
     logger = RunLogger(
         run_dir,
         enabled=main,
@@ -481,6 +488,14 @@ class _StopSignals:
     def __exit__(self, *exc: Any) -> None:
         for sig, old in self._old.items():
             signal.signal(sig, old)
+
+
+def _refuse_existing_run(run_dir: Path, overwrite: bool) -> None:
+    if (run_dir / "last.pt").is_file() and not overwrite:
+        raise UserError(
+            f"run directory {run_dir} already holds a run: pass --resume to continue it, "
+            "--overwrite to start it again, or --name for a new one"
+        )
 
 
 def _check_resumable(cfg: TrainConfig, ckpt: dict[str, Any], path: Path) -> None:

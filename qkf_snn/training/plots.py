@@ -11,6 +11,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from qkf_snn.io import atomic_savefig  # noqa: E402
+
 
 def plot_curves(history: Sequence[dict[str, Any]], path: Path, title: str = "") -> None:
     """Loss (train objective, validation CE), accuracy (train, validation, per modality), lr."""
@@ -43,7 +45,7 @@ def plot_curves(history: Sequence[dict[str, Any]], path: Path, title: str = "") 
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    atomic_savefig(fig, path, dpi=110)
     plt.close(fig)
 
 
@@ -68,5 +70,5 @@ def plot_confusion(
                     ax.text(j, i, str(v), ha="center", va="center", fontsize=6, color=color)
     ax.set_title(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    atomic_savefig(fig, path, dpi=110)
     plt.close(fig)

@@ -9,9 +9,9 @@ from dataclasses import asdict
 from pathlib import Path
 
 from qkf_snn.datasets.synth import ave, crema, folder, urbansound
-from qkf_snn.datasets.synth.knobs import PRESETS, SynthKnobs, resolve_knobs
+from qkf_snn.datasets.synth.knobs import PRESETS, SynthKnobs, class_names, resolve_knobs
 from qkf_snn.errors import UserError
-from qkf_snn.io import atomic_write_json
+from qkf_snn.io import atomic_write_json, check_destination, writing
 
 MARKER = "synth.json"
 WRITERS: dict[str, Callable[[Path, int, int, SynthKnobs], list[str]]] = {
@@ -87,21 +87,30 @@ def synthesize(dataset: str, out: Path, *, clips: int, seed: int, **knobs: objec
     if clips < 1:
         raise UserError(f"--clips {clips}: must be at least 1")
     resolved = resolve_knobs(dataset, dict(knobs))
+    class_names(dataset, resolved)  # unknown class names are refused before anything is written
     out = Path(out)
+    existed = out.is_dir()
     _claim(out)
-    meta = {"dataset": dataset, "clips": clips, "seed": seed, "knobs": asdict(resolved), "complete": False}
-    atomic_write_json(out / MARKER, meta)
-    meta["class_names"] = WRITERS[dataset](out, clips, seed, resolved)
-    meta["complete"] = True
-    meta["prepare_hint"] = {"clip_seconds": resolved.seconds}
-    atomic_write_json(out / MARKER, meta)
+    try:
+        with writing(out):
+            meta = {"dataset": dataset, "clips": clips, "seed": seed, "knobs": asdict(resolved)}
+            atomic_write_json(out / MARKER, {**meta, "complete": False})
+            meta["class_names"] = WRITERS[dataset](out, clips, seed, resolved)
+            meta["complete"] = True
+            meta["prepare_hint"] = {"clip_seconds": resolved.seconds}
+            atomic_write_json(out / MARKER, meta)
+    except BaseException:
+        # A set cut short (refused by a writer, full disk, Ctrl-C) must not pass for a set: remove it.
+        shutil.rmtree(out, ignore_errors=True)
+        if existed:
+            out.mkdir(exist_ok=True)
+        raise
     return out
 
 
 def _claim(out: Path) -> None:
     """Make ``out`` an empty folder, replacing an earlier synthetic set but nothing else."""
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out}: exists and is not a directory")
+    check_destination(out, "--out", "dir")
     if out.is_dir() and any(out.iterdir()):
         marker = out / MARKER
         try:
@@ -111,7 +120,8 @@ def _claim(out: Path) -> None:
         if not ours:
             raise UserError(f"--out {out}: not empty and not a synthetic set (choose a new or empty folder)")
         shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
+    with writing(out):
+        out.mkdir(parents=True, exist_ok=True)
 
 
 __all__ = ["PRESETS", "SynthKnobs", "WRITERS", "synthesize"]

@@ -14,13 +14,9 @@ from qkf_snn.datasets.synth.video import clip_video
 from qkf_snn.datasets.synth.writers import write_flv, write_jpg, write_wav
 from qkf_snn.errors import UserError
 
-LAYOUTS = ("release", "frames")
-
 
 def write(out: Path, clips: int, seed: int, knobs: SynthKnobs) -> list[str]:
     """Write ``clips`` clips; returns the class names used."""
-    if knobs.layout not in LAYOUTS:
-        raise UserError(f"synth knob layout={knobs.layout!r}: choose {' or '.join(LAYOUTS)}")
     emotions = class_names("crema", knobs)
     rng = np.random.default_rng(seed)
     labels = label_sequence(clips, len(emotions), knobs.imbalance, rng)

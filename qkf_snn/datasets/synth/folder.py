@@ -8,12 +8,13 @@ from pathlib import Path
 import numpy as np
 
 from qkf_snn.datasets.synth.audio import clip_audio
+from qkf_snn.datasets.synth.knobs import LAYOUTS as KNOWN_LAYOUTS
 from qkf_snn.datasets.synth.knobs import SynthKnobs, class_names, label_sequence
 from qkf_snn.datasets.synth.video import clip_video
 from qkf_snn.datasets.synth.writers import write_jpg, write_video, write_wav
 from qkf_snn.errors import UserError
 
-LAYOUTS = ("videos", "image", "frames")
+LAYOUTS = KNOWN_LAYOUTS["folder"]
 RATES = (16000, 22050, 44100)
 
 

@@ -82,6 +82,11 @@ PRESETS: dict[str, dict] = {
         video_missing=0.2,
     ),
 }
+# The layouts a dataset's writer knows (crema: the release files or pre-extracted frames).
+LAYOUTS: dict[str, tuple[str, ...]] = {
+    "crema": ("release", "frames"),
+    "folder": ("videos", "image", "frames"),
+}
 CANONICAL: dict[str, tuple[str, ...]] = {
     "crema": tuple(CREMA_EMOTIONS),
     "ave": AVE_CLASSES,
@@ -96,11 +101,11 @@ def resolve_knobs(dataset: str, overrides: dict) -> SynthKnobs:
     unknown = sorted(set(overrides) - names)
     if unknown:
         raise UserError(f"unknown synth knob(s) {', '.join(unknown)} (known: {', '.join(sorted(names))})")
-    values = {**PRESETS[dataset], **{k: v for k, v in overrides.items() if v is not None}}
-    if isinstance(values.get("classes"), list | str):
-        values["classes"] = tuple(
-            [values["classes"]] if isinstance(values["classes"], str) else values["classes"]
-        )
+    given = {k: v for k, v in overrides.items() if v is not None}
+    defaults = SynthKnobs()
+    for name, value in given.items():
+        given[name] = _typed(name, value, getattr(defaults, name))
+    values = {**PRESETS[dataset], **given}
     knobs = dataclasses.replace(SynthKnobs(), **values)
     for name in ("audio_missing", "video_missing", "val_fraction", "test_fraction"):
         if not 0 <= getattr(knobs, name) <= 1:
@@ -108,11 +113,37 @@ def resolve_knobs(dataset: str, overrides: dict) -> SynthKnobs:
     for name in ("seconds", "sample_rate", "fps", "width", "height", "actors", "frames_per_clip", "slices"):
         if getattr(knobs, name) <= 0:
             raise UserError(f"synth knob {name}={getattr(knobs, name)}: must be positive")
+    for name in ("audio_noise", "video_noise", "audio_pair_cue", "distractors", "duplicates"):
+        if getattr(knobs, name) < 0:
+            raise UserError(f"synth knob {name}={getattr(knobs, name)}: must be >= 0")
+    if not 0 <= knobs.video_contrast <= 1:
+        raise UserError(f"synth knob video_contrast={knobs.video_contrast}: must be within [0, 1]")
+    if dataset in LAYOUTS and knobs.layout not in LAYOUTS[dataset]:
+        raise UserError(f"synth knob layout={knobs.layout!r}: {dataset} writes {', '.join(LAYOUTS[dataset])}")
     if knobs.imbalance < 1:
         raise UserError(f"synth knob imbalance={knobs.imbalance}: must be >= 1 (most / least frequent)")
     if knobs.width % 2 or knobs.height % 2:
         raise UserError(f"synth knobs width/height {knobs.width}x{knobs.height}: must be even (yuv420p)")
     return knobs
+
+
+def _typed(name: str, value: object, default: object) -> object:
+    """``value`` if it has the type of the knob's default (an int is a fine float), else one line."""
+    if name == "classes":  # a count or class names
+        if isinstance(value, str):
+            return (value,)
+        if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+            return tuple(value)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise UserError(f"synth knob classes={value!r}: give a number of classes or a list of class names")
+    want = type(default)
+    if want is float and isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, want) and (want is bool or not isinstance(value, bool)):
+        return value
+    kind = {bool: "true or false", int: "an integer", float: "a number", str: "a word"}[want]
+    raise UserError(f"synth knob {name}={value!r}: must be {kind} (default {default!r})")
 
 
 def class_names(dataset: str, knobs: SynthKnobs) -> list[str]:

@@ -9,6 +9,7 @@ does not depend on the codec.
 
 from __future__ import annotations
 
+import io
 from fractions import Fraction
 from pathlib import Path
 
@@ -17,18 +18,22 @@ import numpy as np
 import soundfile as sf
 from PIL import Image
 
+from qkf_snn.io import atomic_path, atomic_write, atomic_write_bytes
+
 AAC_FRAME = 1024
 
 
 def write_wav(path: Path, wave: np.ndarray, sample_rate: int) -> None:
     """16-bit PCM wav; ``wave`` is float [n] or [n, channels] in [-1, 1]."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    sf.write(str(path), np.clip(wave, -1.0, 1.0), sample_rate, subtype="PCM_16", format="WAV")
+    # Encoded in memory, then written by Python: a full disk is an OSError naming the file (libsndfile
+    # would only say "System error.").
+    buffer = io.BytesIO()
+    sf.write(buffer, np.clip(wave, -1.0, 1.0), sample_rate, subtype="PCM_16", format="WAV")
+    atomic_write_bytes(path, buffer.getvalue())
 
 
 def write_jpg(path: Path, image: np.ndarray, quality: int = 90) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(image).save(path, format="JPEG", quality=quality)
+    atomic_write(path, lambda fh: Image.fromarray(image).save(fh, format="JPEG", quality=quality))
 
 
 def _video_stream(container: av.container.OutputContainer, codec: str, frames: np.ndarray, fps: int):
@@ -68,8 +73,10 @@ def _encode_video(container: av.container.OutputContainer, stream, frames: np.nd
 
 def write_flv(path: Path, frames: np.ndarray, fps: int) -> None:
     """FLV with an FLV1 (Sorenson H.263) video track, like the CREMA-D VideoFlash files."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(path), "w", format="flv", options={"fflags": "+bitexact"}) as container:
+    with (
+        atomic_path(path) as tmp,
+        av.open(str(tmp), "w", format="flv", options={"fflags": "+bitexact"}) as container,
+    ):
         stream = _video_stream(container, "flv", frames, fps)
         stream.bit_rate = 800_000  # tiny frames: a high rate keeps the class cues readable
         _encode_video(container, stream, frames)
@@ -77,9 +84,11 @@ def write_flv(path: Path, frames: np.ndarray, fps: int) -> None:
 
 def write_mp4(path: Path, frames: np.ndarray, fps: int, wave: np.ndarray, sample_rate: int) -> None:
     """MP4 with MPEG-4 video and a stereo AAC audio track (the container and audio of the AVE clips)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     stereo = wave if wave.ndim == 2 else np.stack([wave, wave], axis=1)
-    with av.open(str(path), "w", format="mp4", options={"fflags": "+bitexact"}) as container:
+    with (
+        atomic_path(path) as tmp,
+        av.open(str(tmp), "w", format="mp4", options={"fflags": "+bitexact"}) as container,
+    ):
         video = _video_stream(container, "mpeg4", frames, fps)
         video.bit_rate = 800_000  # tiny frames: a high rate keeps the class cues readable
         audio = container.add_stream("aac", rate=sample_rate)
@@ -119,8 +128,10 @@ def write_video(
     """A video file in the container its suffix names (``CONTAINERS``), with a mono audio track when
     ``wave`` is given and none otherwise (a silent film: what "no audio track" looks like)."""
     fmt, vcodec, acodec = CONTAINERS[path.suffix.lower()]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(path), "w", format=fmt, options={"fflags": "+bitexact"}) as container:
+    with (
+        atomic_path(path) as tmp,
+        av.open(str(tmp), "w", format=fmt, options={"fflags": "+bitexact"}) as container,
+    ):
         video = _video_stream(container, vcodec, frames, fps)
         video.bit_rate = 800_000
         audio = None
@@ -147,5 +158,6 @@ def write_audio(path: Path, wave: np.ndarray, sample_rate: int) -> None:
     formats = {".wav": ("WAV", "PCM_16"), ".flac": ("FLAC", "PCM_16"), ".ogg": ("OGG", "VORBIS")}
     formats[".mp3"] = ("MP3", "MPEG_LAYER_III")
     fmt, subtype = formats[path.suffix.lower()]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    sf.write(str(path), np.clip(wave, -1.0, 1.0), sample_rate, subtype=subtype, format=fmt)
+    buffer = io.BytesIO()  # as write_wav: a full disk is then an OSError naming the file
+    sf.write(buffer, np.clip(wave, -1.0, 1.0), sample_rate, subtype=subtype, format=fmt)
+    atomic_write_bytes(path, buffer.getvalue())

@@ -16,6 +16,7 @@ from qkf_snn.hardware.nir.readers import reader_names
 from qkf_snn.hardware.nir.summary import GraphSummary, summarize
 from qkf_snn.hardware.nir.targets import DEFAULT_TARGET
 from qkf_snn.hardware.nir.verify import Precision, VerifyReport, collate, verify_graph
+from qkf_snn.io import check_destination
 
 
 @dataclass
@@ -32,6 +33,7 @@ def export_checkpoint(
     and summarise it."""
     from qkf_snn.training.checkpoint import load_model  # the training layer, only when exporting a run
 
+    check_destination(out, "--out", "file")  # before the work, not after it
     loaded = load_model(checkpoint)
     graph = build_graph(loaded.model, dt=dt, target=target)
     graph.metadata.update(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from qkf_snn.io import atomic_savefig
+
 ENERGY_PLOT_MODELS = ("h45_fp32_paper", "h45_fp32_exact", "lemaire_int32", "platform_loihi")
 
 
@@ -46,7 +48,7 @@ def plot_firing_rates(doc: dict, path: Path) -> Path:
         f"{p.get('model_name') or p['model']}: {p['samples']} samples, T = {p['time_steps']}", fontsize=9
     )
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    atomic_savefig(fig, path, dpi=120)
     plt.close(fig)
     return path
 
@@ -69,7 +71,7 @@ def plot_energy(doc: dict, path: Path, models: tuple[str, ...] = ENERGY_PLOT_MOD
     ax.legend(fontsize=7)
     ax.set_title("energy per synaptic layer / attention product, by model", fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    atomic_savefig(fig, path, dpi=120)
     plt.close(fig)
     return path
 

@@ -24,6 +24,7 @@ from qkf_snn.hardware.profile.conventions import (
 )
 from qkf_snn.hardware.profile.energy import CONSTANTS, REFERENCE_POINTS, break_even, estimate_energy
 from qkf_snn.hardware.profile.records import Profile
+from qkf_snn.io import atomic_write_bytes, writing
 
 SCHEMA = "qkf-snn.profile"
 SCHEMA_VERSION = 1
@@ -149,7 +150,7 @@ def _groups(profile: Profile, counts, energy_per_layer: dict[str, float]) -> dic
 
 
 def write_json(doc: dict, path: Path) -> Path:
-    path.write_text(json.dumps(doc, indent=1, allow_nan=False) + "\n")
+    atomic_write_bytes(path, (json.dumps(doc, indent=1, allow_nan=False) + "\n").encode())
     return path
 
 
@@ -550,11 +551,12 @@ def write_report(
 ) -> dict[str, Path]:
     """Write ``profile.json``, ``profile.md`` and (optionally) the PNG plots into ``out_dir``."""
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    with writing(out):
+        out.mkdir(parents=True, exist_ok=True)
     doc = build_report(profile, options, meta)
     paths = {"json": write_json(doc, out / "profile.json")}
     paths["markdown"] = out / "profile.md"
-    paths["markdown"].write_text(markdown(doc))
+    atomic_write_bytes(paths["markdown"], markdown(doc).encode())
     if plots:
         from qkf_snn.hardware.profile.plots import write_plots
 
