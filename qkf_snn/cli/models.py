@@ -9,6 +9,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from qkf_snn.errors import UserError
+
 
 def models(
     pattern: Annotated[str, typer.Argument(help="Shell-style filter, e.g. 'qkf_av*'.")] = "*",
@@ -17,8 +19,11 @@ def models(
     """List registered models with their parameter counts (built on the CPU, nothing downloaded)."""
     from qkf_snn.models import count_parameters, create_model, list_models  # torch: import when used
 
+    names = list_models(pattern)
+    if not names:
+        raise UserError(f"PATTERN {pattern!r}: no registered model matches (`qkf models` lists them all)")
     rows = []
-    for name in list_models(pattern):
+    for name in names:
         model = create_model(name)
         rows.append({"name": name, "parameters": count_parameters(model), "summary": _summary(model)})
     if as_json:
