@@ -162,7 +162,7 @@ class FolderLock:
             raise UserError(f"{self.what} {self.folder}: in use by {holder}; {self.hint}") from None
         self.fd = fd
         info = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%Y-%m-%d %H:%M:%S"),
-                "command": " ".join(["qkf", *sys.argv[1:]])}  # fmt: skip
+                "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])}  # fmt: skip
         with contextlib.suppress(OSError):  # the lock holds even if the note cannot be written
             os.ftruncate(fd, 0)
             os.pwrite(fd, (json.dumps(info) + "\n").encode(), 0)

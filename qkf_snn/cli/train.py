@@ -192,10 +192,11 @@ def evaluate(
 ) -> None:
     """Accuracy, macro-F1, per-class and per-modality accuracy of a checkpoint on one split."""
     from qkf_snn.io import atomic_write_json, check_destination
+
+    if output is not None:  # before the evaluation (and its imports), not after it
+        check_destination(output, "--output", "file")
     from qkf_snn.training.evaluate import evaluate_checkpoint
 
-    if output is not None:  # before the evaluation, not after it
-        check_destination(output, "--output", "file")
     metrics = evaluate_checkpoint(
         checkpoint, data, split, batch_size=batch_size, workers=workers, device=device
     )
