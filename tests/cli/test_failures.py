@@ -3,7 +3,8 @@
 Every case states the command, its exit status, the ONE line it must print on stderr (no traceback),
 a substring naming the culprit, and what must or must not be on disk afterwards. Every command of
 `qkf --help` appears at least once (``test_every_command_is_covered``). Cases run two at a time in a
-module fixture (each in its own folder), the tests then check their outcomes.
+module fixture (each in its own folder), the tests then check their outcomes. A case marked
+xfail(strict) is fixed on another branch; its marker goes when that branch is merged.
 
 Full-disk cases mount a 2 MB tmpfs (root only; skipped with the reason otherwise), fill it to leave a
 few KB, and let the command run into ENOSPC. The lock tests run two real processes at once.
@@ -36,7 +37,6 @@ TRAIN = (
 )
 FULL_DISK_KB = 2048
 XFAIL_CLI = pytest.mark.xfail(strict=True, reason="fixed on branch wip-cli")
-XFAIL_DATA = pytest.mark.xfail(strict=True, reason="fixed on branch wip-data")
 
 
 # --- shared inputs: one raw set, one cache, one tiny deployable checkpoint (built once) ---------------
@@ -186,17 +186,16 @@ CASES = [
     Case("verify-divergence-exits-1", "verify nir {graph} --checkpoint {other} --data {cache} --samples 2 "
          "--no-fold-check", 1, ("FAILED", "first divergence"), stream="stdout", one_line=False,
          marks=(XFAIL_CLI,)),
-    # -- 3. tampered caches (fixed on wip-data) -----------------------------------------------------------
-    Case("cache-truncated-npy-info", "data info {box}/tampered", 2, ("tampered",), setup=_tamper("truncate"),
-         marks=(XFAIL_DATA,)),
+    # -- 3. tampered caches: one line naming the cache -----------------------------------------------
+    Case("cache-truncated-npy-info", "data info {box}/tampered", 2, ("tampered",), setup=_tamper("truncate")),
     Case("cache-truncated-npy-train", "train crema --data {box}/tampered --out runs --name r " + TRAIN, 2,
-         ("tampered",), setup=_tamper("truncate"), absent=("runs",), marks=(XFAIL_DATA,)),
+         ("tampered",), setup=_tamper("truncate"), absent=("runs",)),
     Case("cache-overwritten-header-info", "data info {box}/tampered", 2, ("tampered",),
-         setup=_tamper("header"), marks=(XFAIL_DATA,)),
+         setup=_tamper("header")),
     Case("cache-dropped-index-entries-info", "data info {box}/tampered", 2, ("tampered",),
-         setup=_tamper("drop_entries"), marks=(XFAIL_DATA,)),
+         setup=_tamper("drop_entries")),
     Case("cache-label-outside-classes-info", "data info {box}/tampered", 2, ("tampered",),
-         setup=_tamper("label"), marks=(XFAIL_DATA,)),
+         setup=_tamper("label")),
 ]  # fmt: skip
 
 
