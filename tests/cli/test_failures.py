@@ -30,7 +30,7 @@ import torch
 
 QKF = str(Path(sys.executable).with_name("qkf"))
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "COLUMNS": "200"}
-TINY = "--time-steps 2 --image-size 16 --n-mels 16 --audio-width 8 --clip-seconds 1 --no-progress"
+TINY = "--time-steps 2 --image-size 16 --n-mels 16 --audio-width 16 --clip-seconds 1 --no-progress"
 TRAIN = (
     "--epochs 1 -b 4 --model qkf_av_tiny_deploy --dims 8 16 16 --num-heads 1 1 1 --workers 0 "
     "--progress none --threads 1 --set run.bn_recalibration=0"
@@ -51,7 +51,7 @@ def world(tmp_path_factory) -> dict[str, Path]:
 
     root = tmp_path_factory.mktemp("failures")
     raw = synthesize("crema", root / "raw", clips=24, seed=0, seconds=1.0)
-    kw = dict(time_steps=2, image_size=16, n_mels=16, audio_width=8, clip_seconds=1.0, progress=False)
+    kw = dict(time_steps=2, image_size=16, n_mels=16, audio_width=16, clip_seconds=1.0, progress=False)
     prepare("crema", raw, root / "cache", **kw)
     cfg = TrainConfig.from_dict(
         {
