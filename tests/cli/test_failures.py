@@ -36,7 +36,6 @@ TRAIN = (
     "--progress none --threads 1 --set run.bn_recalibration=0"
 )
 FULL_DISK_KB = 2048
-XFAIL_CLI = pytest.mark.xfail(strict=True, reason="fixed on branch wip-cli")
 
 
 # --- shared inputs: one raw set, one cache, one tiny deployable checkpoint (built once) ---------------
@@ -183,10 +182,9 @@ CASES = [
     Case("data-info-missing", "data info {box}/nope", 2, ("nope",)),
     Case("models-no-match", "models zzz*", 2, ("zzz*",)),
     Case("verify-missing-graph", "verify nir {box}/nope.nir --checkpoint {ckpt}", 2, ("nope.nir",)),
-    # -- 1. a failed check must fail (fixed on wip-cli) --------------------------------------------------
+    # -- 1. a failed check must fail ------------------------------------------------------------------
     Case("verify-divergence-exits-1", "verify nir {graph} --checkpoint {other} --data {cache} --samples 2 "
-         "--no-fold-check", 1, ("FAILED", "first divergence"), stream="stdout", one_line=False,
-         marks=(XFAIL_CLI,)),
+         "--no-fold-check", 1, ("FAILED", "first divergence"), stream="stdout", one_line=False),
     # -- 3. tampered caches: one line naming the cache -----------------------------------------------
     Case("cache-truncated-npy-info", "data info {box}/tampered", 2, ("tampered",), setup=_tamper("truncate")),
     Case("cache-truncated-npy-train", "train crema --data {box}/tampered --out runs --name r " + TRAIN, 2,
