@@ -167,10 +167,15 @@ class DeployReport:
                 "threshold_bits": f.threshold_bits,
                 "neuron_models": list(f.neuron_models),
                 "multi_input_nodes": f.multi_input_names,
-                "layers": len(f.layers),
+                "layers": [
+                    {k: getattr(x, k) for k in _LAYER_KEYS} | {"shape": list(x.shape)} for x in f.layers
+                ],
             },
             "platforms": {r.key: r.to_dict() for r in self.platforms},
         }
+
+
+_LAYER_KEYS = ("name", "model", "neurons", "synapses", "fan_in", "fan_out", "destinations", "output")
 
 
 def check_graph(graph: nir.NIRGraph, platforms: list[Platform], path: str = "") -> DeployReport:
@@ -198,6 +203,15 @@ def markdown(report: DeployReport) -> str:
         f"{f.synapses:,} synapses per step, max fan-in {f.max_fan_in:,}, max fan-out {f.max_fan_out:,}, "
         f"weight bits {f.weight_bits}, threshold bits {f.threshold_bits}, "
         f"{f.multi_input_nodes} nodes with more than one input. Counting conventions: docs/deployment.md.",
+        "",
+        "| layer | neuron | shape | neurons | synapses | max fan-in | max fan-out | destinations |",
+        "|---|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for x in f.layers:
+        shape = "×".join(map(str, x.shape))
+        nums = (x.neurons, x.synapses, x.fan_in, x.fan_out, x.destinations)
+        lines.append(f"| {x.name} | {x.model} | {shape} | " + " | ".join(f"{v:,}" for v in nums) + " |")
+    lines += [
         "",
         "| platform | verdict | cores needed | cores available | energy bound (pJ/step) |",
         "|---|---|---:|---:|---:|",
