@@ -8,8 +8,9 @@ import math
 import nir
 import numpy as np
 import pytest
-from deploy_graphs import chain, conv, if_, two_input_graph, two_layer_conv  # tests/hardware
+from deploy_graphs import chain, conv, if_, lif, two_input_graph, two_layer_conv  # tests/hardware
 
+from qkf_snn.errors import UserError
 from qkf_snn.hardware.deployment import PLATFORMS, analyse, check_graph, get_platforms
 from qkf_snn.hardware.deployment.analysis import READOUT
 from qkf_snn.hardware.deployment.check import evaluate
@@ -42,6 +43,7 @@ def test_two_layer_conv_counts():
     assert (f.weight_bits, f.threshold_bits) == (3, 3)
     assert f.neuron_models == ("IF",) and f.resets == ("to 0",) and f.synaptic_types == ("Conv2d",)
     assert (f.multi_input_nodes, f.input_channels) == (0, 128)
+    assert (f.max_node_inputs, f.non_weight_neuron_inputs, f.consecutive_weights) == (1, 0, 0)
     # channel 0 of c1 uses all four values {-2,-1,1,2}; c2 only 1
     assert (l1.distinct_weights, l2.distinct_weights, f.distinct_weights_per_neuron) == (4, 1, 4)
     # weights stored per synapse at the measured width: 2592·3/8 and 1728·1/8 bytes
@@ -161,7 +163,9 @@ def test_two_input_node_counts():
     # A, B: 3 units × 4 inputs; t: one synapse per unit from each of a and b
     assert (by["a"].synapses, by["b"].synapses, by["t"].synapses, f.synapses) == (12, 12, 6, 30)
     assert (by["a"].fan_in, by["t"].fan_in, by["a"].fan_out, by["t"].fan_out) == (4, 2, 1, 0)
-    assert (f.multi_input_nodes, f.multi_input_names) == (1, ["t"])
+    assert (f.multi_input_nodes, f.multi_input_names, f.max_node_inputs) == (1, ["t"], 2)
+    # t is fed straight by the spiking a and b; every other neuron through an Affine
+    assert (f.non_weight_neuron_inputs, f.consecutive_weights) == (1, 0)
     assert (f.hidden_neurons, f.output_neurons, f.input_channels) == (6, 3, 4)
     assert f.weight_bits == 5  # |12| → 4 bits, plus the sign of B's −1
     assert f.neuron_models == ("LIF", "Threshold")
@@ -176,8 +180,8 @@ def test_two_input_node_verdicts():
     assert failing == {
         "loihi2": set(),
         "spinnaker2": set(),
-        "speck": {"nodes with more than one input", "neuron models"},
-        "xylo": {"nodes with more than one input", "neuron models"},
+        "speck": {"neuron models"},  # two inputs are what one sinabs Merge joins
+        "xylo": {"neuron inputs not through a weight", "neuron models"},
         "truenorth": {"neuron models"},  # a stateless Threshold is not among its neuron models
     }
     assert {k: v["verdict"] for k, v in doc.items()} == {
@@ -188,7 +192,20 @@ def test_two_input_node_verdicts():
         "truenorth": "FAIL",
     }
     assert not report.passed
-    assert _constraint(report, "speck", "nodes with more than one input")["value"] == 1
+    assert _constraint(report, "speck", "inputs joined at one node") | {"source": ""} == {
+        "name": "inputs joined at one node",
+        "limit": 2,
+        "value": 2,
+        "pass": True,
+        "source": "",
+    }
+    # a third spike source into t is more than a Merge joins
+    g = two_input_graph()
+    g.nodes["c"] = lif((3,), 4.0)
+    g.nodes["C"] = nir.Affine(np.ones((3, 4), dtype=np.float32), np.zeros(3))
+    g.edges += [("input", "C"), ("C", "c"), ("c", "t")]
+    c = _constraint(check_graph(g, get_platforms("speck")), "speck", "inputs joined at one node")
+    assert (c["value"], c["pass"]) == (3, False)
 
 
 # ---- too large for Speck ------------------------------------------------------------------------------
@@ -256,6 +273,13 @@ def test_readout_layer_holds_terminal_synaptic_nodes():
     assert (readout.name, readout.neurons, readout.synapses, readout.fan_in) == (READOUT, 5, 240, 48)
     assert f.layers[1].destinations == 1 and not f.layers[1].output
     assert (f.hidden_neurons, f.output_neurons, f.neurons) == (192, 5, 197)
+    assert f.consecutive_weights == 0  # fc is fed by spikes (through Flatten)
+    # a sum-pool between the spikes and fc: two weight nodes in a row, which Xylo's DRC refuses
+    g.nodes["pool"] = nir.SumPool2d(np.array([1, 1]), np.array([1, 1]), np.array([0, 0]))
+    g.edges = [e for e in g.edges if e != ("l2", "flat")] + [("l2", "pool"), ("pool", "flat")]
+    report = check_graph(g, get_platforms("xylo"))
+    assert report.facts.consecutive_weights == 1
+    assert _constraint(report, "xylo", "consecutive weight nodes")["pass"] is False
 
 
 def test_evaluate_rules():
@@ -273,3 +297,20 @@ def test_unknown_platform_names_itself():
     with pytest.raises(KeyError, match="loihi3"):
         get_platforms("loihi2,loihi3")
     assert [p.key for p in get_platforms("all")] == list(PLATFORMS)
+
+
+def test_cubalif_counts_and_unknown_node_types_are_refused():
+    g = two_layer_conv()
+    shape = (3, 4, 4)
+    g.nodes["l2"] = nir.CubaLIF(
+        tau_syn=np.full(shape, 2.0),
+        tau_mem=np.full(shape, 4.0),
+        r=np.ones(shape),
+        v_leak=np.zeros(shape),
+        v_threshold=np.full(shape, 5.0),
+    )
+    f = analyse(g)
+    assert (f.neurons, f.synapses, f.neuron_models) == (192, 4320, ("CubaLIF", "IF"))
+    g.nodes["l2"] = nir.Delay(np.ones(shape))
+    with pytest.raises(UserError, match=r"^g\.nir: node type\(s\) Delay not analysed by deploy check"):
+        check_graph(g, get_platforms("all"), path="g.nir")

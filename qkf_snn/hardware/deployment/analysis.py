@@ -12,7 +12,9 @@ Counting (per time step, per sample; neurons, synapses, fan-in and fan-out as in
   (``"float32"``, the dtype, when any weight is not an integer); *threshold bits* likewise over the
   neurons' thresholds. A quantized graph is measured from its own values, nothing is assumed;
 - *nodes with more than one input*: nodes other than Output that sum several incoming edges
-  (the residual stream, the attention's mask AND K);
+  (the residual stream, the attention's mask AND K); *max node inputs* the most edges one node sums;
+- *neuron inputs not through a weight*: spiking nodes fed straight by a spiking node or an Input;
+  *consecutive weights*: synaptic nodes fed by a synaptic node (looking through Flatten);
 - ordering connectors of the portable target (zero convs, ``metadata["role"]``) are left out.
 """
 
@@ -23,6 +25,7 @@ from dataclasses import dataclass, field
 import nir
 import numpy as np
 
+from qkf_snn.errors import UserError
 from qkf_snn.hardware.nir.io import metadata
 from qkf_snn.hardware.nir.summary import SPIKING, SYNAPTIC, summarize
 
@@ -74,6 +77,9 @@ class GraphFacts:
     synaptic_types: tuple[str, ...]
     multi_input_nodes: int
     multi_input_names: list[str]
+    max_node_inputs: int  # most incoming edges at one node (Output excluded)
+    non_weight_neuron_inputs: int  # spiking nodes fed directly by a spiking node or Input
+    consecutive_weights: int  # synaptic nodes fed by a synaptic node (through Flatten)
     max_destinations: int
     distinct_weights_per_neuron: int
     max_layer_neurons: int
@@ -128,8 +134,14 @@ def _reset(node: nir.NIRNode) -> str | None:
 
 
 def analyse(graph: nir.NIRGraph) -> GraphFacts:
-    """The facts of ``graph`` that the platform constraints are checked against."""
+    """The facts of ``graph`` that the platform constraints are checked against. Node types it does
+    not know (Delay, Conv1d, LI, ...) are refused rather than left out of the counts."""
     nodes = graph.nodes
+    known = SPIKING + SYNAPTIC + _PASS_THROUGH + (nir.Input, nir.Output)
+    unknown = sorted({type(n).__name__ for n in nodes.values() if not isinstance(n, known)})
+    if unknown:
+        names = ", ".join(sorted({t.__name__ for t in known}))
+        raise UserError(f"node type(s) {', '.join(unknown)} not analysed by deploy check (it knows {names})")
     ordering = {n for n, node in nodes.items() if "ordering" in str(metadata(node).get("role", ""))}
     edges = [(s, d) for s, d in graph.edges if s not in ordering and d not in ordering]
     into: dict[str, list[str]] = {n: [] for n in nodes}
@@ -222,6 +234,15 @@ def analyse(graph: nir.NIRGraph) -> GraphFacts:
         )
     )
     multi = sorted(n for n in nodes if len(into[n]) > 1 and not isinstance(nodes[n], nir.Output))
+
+    def sources(name: str) -> list[str]:  # incoming nodes, looking through pass-through nodes
+        out: list[str] = []
+        for src in into[name]:
+            out += sources(src) if isinstance(nodes[src], _PASS_THROUGH) else [src]
+        return out
+
+    non_weight = [n for n in spiking if any(not isinstance(nodes[s], SYNAPTIC) for s in sources(n))]
+    consecutive = [n for n in synaptic if any(isinstance(nodes[s], SYNAPTIC) for s in sources(n))]
     hidden = sum(layer.neurons for layer in layers if not layer.output)
     return GraphFacts(
         layers=layers,
@@ -239,6 +260,9 @@ def analyse(graph: nir.NIRGraph) -> GraphFacts:
         synaptic_types=syn_types,
         multi_input_nodes=len(multi),
         multi_input_names=multi,
+        max_node_inputs=max((len(into[n]) for n in nodes if not isinstance(nodes[n], nir.Output)), default=0),
+        non_weight_neuron_inputs=len(non_weight),
+        consecutive_weights=len(consecutive),
         max_destinations=max((layer.destinations for layer in layers), default=0),
         distinct_weights_per_neuron=max((layer.distinct_weights for layer in layers), default=0),
         max_layer_neurons=max((layer.neurons for layer in layers), default=0),

@@ -10,6 +10,7 @@ from typing import Any
 
 import nir
 
+from qkf_snn.errors import UserError
 from qkf_snn.hardware.deployment.analysis import GraphFacts, analyse
 from qkf_snn.hardware.deployment.packing import PackingResult, pack
 from qkf_snn.hardware.deployment.platforms import ANY, UNKNOWN, Limit, Platform
@@ -179,7 +180,10 @@ _LAYER_KEYS = ("name", "model", "neurons", "synapses", "fan_in", "fan_out", "des
 
 
 def check_graph(graph: nir.NIRGraph, platforms: list[Platform], path: str = "") -> DeployReport:
-    facts = analyse(graph)
+    try:
+        facts = analyse(graph)
+    except UserError as err:
+        raise UserError(f"{path}: {err}" if path else str(err)) from None
     steps = metadata(graph).get("time_steps")
     steps = int(steps) if isinstance(steps, int | float) and not math.isnan(steps) else None
     return DeployReport(path, facts, [check_platform(p, facts, steps) for p in platforms])

@@ -185,10 +185,11 @@ PLATFORMS: dict[str, Platform] = {
                 f"{SINABS}: exceptions.py MaxDestinationsReached ('a maximum of two are allowed')",
             ),
             Limit(
-                "nodes with more than one input",
-                "multi_input_nodes",
-                0,
-                f"{SINABS}: connectivity_specs.py ('Only Merge layers are allowed to join multiple inputs')",
+                "inputs joined at one node",
+                "max_node_inputs",
+                2,
+                f"{SINABS}: connectivity_specs.py (only Merge joins inputs) and nir_graph_extractor.py "
+                "(a Merge takes 2 inputs)",
             ),
             Limit(
                 "weight bits", "weight_bits", 8, f"{SINABS}: discretize.py DYNAPCNN_WEIGHT_PRECISION_BITS = 8"
@@ -239,10 +240,16 @@ PLATFORMS: dict[str, Platform] = {
             Limit("output neurons", "output_neurons", 8, f"{ROCKPOOL}: xylo_mapper.py max_output_neurons"),
             Limit("input channels", "input_channels", 16, f"{ROCKPOOL}: xylo_mapper.py le_16_input_channels"),
             Limit(
-                "nodes with more than one input",
-                "multi_input_nodes",
+                "neuron inputs not through a weight",
+                "non_weight_neuron_inputs",
                 0,
                 f"{ROCKPOOL}: xylo_mapper.py DRC input_to_neurons_is_a_weight",
+            ),
+            Limit(
+                "consecutive weight nodes",
+                "consecutive_weights",
+                0,
+                f"{ROCKPOOL}: xylo_mapper.py DRC no_consecutive_weights",
             ),
             Limit("weight bits", "weight_bits", 8, f"{ROCKPOOL}: xylo_mapper.py weight_dtype 'int8'"),
             Limit(

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 
 from qkf_snn.hardware.nir.io import metadata
 
-SPIKING = (nir.LIF, nir.IF, nir.Threshold)
+SPIKING = (nir.LIF, nir.IF, nir.CubaLIF, nir.Threshold)
 SYNAPTIC = (nir.Conv2d, nir.SumPool2d, nir.Affine, nir.Linear, nir.Scale)
 
 
