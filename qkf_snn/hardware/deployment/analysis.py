@@ -38,7 +38,7 @@ class Kernel:
     """The weight geometry of one synaptic node, as a DYNAP-CNN core would store it."""
 
     out_channels: int
-    in_channels: int
+    in_channels: int  # per group, as stored
     kh: int
     kw: int
 
@@ -112,15 +112,14 @@ def _distinct_per_unit(node: nir.NIRNode) -> int:
     return max((len(np.unique(r[r != 0])) for r in rows), default=0)
 
 
-def _kernel(node: nir.NIRNode, in_shape: tuple[int, ...]) -> Kernel | None:
+def _kernel(node: nir.NIRNode) -> Kernel | None:
+    """The stored kernel as Sinabs' memory formula reads it (the weight's own shape; an Affine is a
+    1×1 kernel over its inputs). SumPool2d and Scale store none."""
     if isinstance(node, nir.Conv2d):
-        c_out, c_in, kh, kw = np.asarray(node.weight).shape
-        return Kernel(c_out, c_in * int(node.groups), kh, kw)
+        return Kernel(*(int(d) for d in np.asarray(node.weight).shape))
     if isinstance(node, nir.Affine | nir.Linear):
         c_out, c_in = np.asarray(node.weight).shape
-        return Kernel(c_out, c_in, 1, 1)
-    if isinstance(node, nir.SumPool2d | nir.Scale):
-        return None  # no stored kernel (pooling is free on DYNAP-CNN; Scale one value per unit)
+        return Kernel(int(c_out), int(c_in), 1, 1)
     return None
 
 
@@ -179,7 +178,7 @@ def analyse(graph: nir.NIRGraph) -> GraphFacts:
         for f in feeding:
             bits = weight_bits_of.setdefault(f, _bits([_weights(nodes[f])]))
             wbytes += summary[f].synapses * (bits if isinstance(bits, int) else 32) / 8
-        kernels = [k for f in feeding if (k := _kernel(nodes[f], ())) is not None]
+        kernels = [k for f in feeding if (k := _kernel(nodes[f])) is not None]
         return Layer(
             name=name,
             model=model,
