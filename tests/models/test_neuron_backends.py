@@ -21,14 +21,13 @@ from qkf_snn.errors import UserError
 from qkf_snn.models import create_model
 from qkf_snn.models.neurons import SURROGATES, fused, make_neuron
 from qkf_snn.models.neurons.backends import AUTO_ORDER, BACKENDS, resolve_backend, set_backend
-from qkf_snn.models.neurons.fused import SURROGATE_GRADS, surrogate_grad
-from qkf_snn.models.neurons.surrogate import surrogate_spec
+from qkf_snn.models.neurons.surrogate import surrogate_grad, surrogate_names, surrogate_spec
 
 REPO = Path(__file__).resolve().parents[2]
 KINDS = ("lif", "lif_snntorch", "plif", "if")  # lif = the SpikingJelly form (LIF's default)
 FORM_KINDS = {"lif_snntorch": ("lif", {"form": "snntorch"})}
 RESETS = ("zero", "subtract", "none")
-CANONICAL_SURROGATES = tuple(SURROGATE_GRADS)
+CANONICAL_SURROGATES = tuple(SURROGATES)
 
 
 def run_backend(backend: str, x: torch.Tensor, kind: str, *, loss_seed: int = 1, **params):
@@ -209,7 +208,7 @@ def test_surrogate_closed_forms_equal_snntorch_backward():
         vv = v.clone().requires_grad_()
         spec.build()(vv).backward(grad)
         assert torch.equal(surrogate_grad(spec, grad, v), vv.grad), name
-    assert set(CANONICAL_SURROGATES) == {surrogate_spec(n).name for n in SURROGATES}
+    assert set(CANONICAL_SURROGATES) == {surrogate_spec(n).name for n in surrogate_names()}
 
 
 # --- automatic selection and model-wide switching -------------------------------------------------

@@ -19,10 +19,10 @@ from qkf_snn.models.neurons import (
     LIF,
     PLIF,
     QIF,
-    SURROGATES,
     NeuronConfig,
     effective_threshold,
     make_neuron,
+    surrogate_names,
     surrogate_spec,
 )
 
@@ -247,7 +247,7 @@ def test_bf16_input_runs_in_float32():
     assert torch.equal(out.float(), neuron(x.float()))
 
 
-@pytest.mark.parametrize("name", SURROGATES)
+@pytest.mark.parametrize("name", surrogate_names())
 def test_every_surrogate_gives_a_gradient(name):
     x = (torch.randn(4, 3, 8) * 2).requires_grad_()
     spikes = make_neuron("lif", surrogate=name)(x)

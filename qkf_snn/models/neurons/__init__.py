@@ -18,7 +18,13 @@ from qkf_snn.models.neurons.lif import (
     effective_threshold,
     make_neuron,
 )
-from qkf_snn.models.neurons.surrogate import SURROGATES, SurrogateSpec, surrogate_spec
+from qkf_snn.models.neurons.surrogate import (
+    SURROGATES,
+    Surrogate,
+    SurrogateSpec,
+    surrogate_names,
+    surrogate_spec,
+)
 
 __all__ = [
     "AUTO_ORDER",
@@ -31,11 +37,13 @@ __all__ = [
     "SURROGATES",
     "MultiStepNeuron",
     "NeuronConfig",
+    "Surrogate",
     "SurrogateSpec",
     "effective_threshold",
     "make_neuron",
     "register_backend",
     "resolve_backend",
     "set_backend",
+    "surrogate_names",
     "surrogate_spec",
 ]

@@ -44,8 +44,6 @@ dL/dV[t-1] = dL/dH[t] - dL/dH[t] / τ, as autograd evaluates the reference expre
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import snntorch as snn
 import torch
 
@@ -54,75 +52,17 @@ from qkf_snn.models.neurons.surrogate import SurrogateSpec
 ResetName = str  # "zero" | "subtract" | "none"
 
 
-# --- surrogate derivatives: snnTorch's backward expressions, operation for operation ----------------
-# Each writes grad · dS/dV into ``out`` and uses ``v`` (= U - θ', owned by the caller) as scratch, so
-# no temporaries are allocated. Evaluation order and constants are snnTorch's
-# (x · c for c · x is exact, ``c / t`` is PyTorch's ``t.reciprocal() * c``), so every element equals
-# snnTorch's gradient bit for bit.
-def _sigmoid(grad: torch.Tensor, v: torch.Tensor, out: torch.Tensor, *, slope: float) -> None:
-    # grad * slope * exp(-slope * v) / ((exp(-slope * v) + 1) ** 2)
-    e = v.mul_(-slope).exp_()
-    torch.mul(grad, slope, out=out).mul_(e)
-    out.div_(e.add_(1).pow_(2))
-
-
-def _atan(grad: torch.Tensor, v: torch.Tensor, out: torch.Tensor, *, alpha: float) -> None:
-    # alpha / 2 / (1 + (pi / 2 * alpha * v) ** 2) * grad
-    v.mul_(torch.pi / 2 * alpha).pow_(2).add_(1).reciprocal_().mul_(alpha / 2)
-    torch.mul(v, grad, out=out)
-
-
-def _fast_sigmoid(grad: torch.Tensor, v: torch.Tensor, out: torch.Tensor, *, slope: float) -> None:
-    # grad / (slope * |v| + 1) ** 2
-    torch.div(grad, v.abs_().mul_(slope).add_(1.0).pow_(2), out=out)
-
-
-def _triangular(grad: torch.Tensor, v: torch.Tensor, out: torch.Tensor, *, threshold: float) -> None:
-    # grad * threshold, negated where v >= 0 (a multiply by ±1 is exact)
-    sign = v.ge_(0).mul_(-2.0).add_(1.0)
-    torch.mul(grad, threshold, out=out).mul_(sign)
-
-
-def _straight_through(grad: torch.Tensor, v: torch.Tensor, out: torch.Tensor) -> None:
-    out.copy_(grad)
-
-
-def _spike_rate_escape(
-    grad: torch.Tensor, v: torch.Tensor, out: torch.Tensor, *, beta: float, slope: float
-) -> None:
-    # grad * slope * exp(-beta * |v - 1|)
-    e = v.sub_(1).abs_().mul_(-beta).exp_()
-    torch.mul(grad, slope, out=out).mul_(e)
-
-
-# name -> writer of grad · dS/dV at V = U - θ'; keyword arguments are the SurrogateSpec parameters.
-SURROGATE_GRADS: dict[str, Callable[..., None]] = {
-    "sigmoid": _sigmoid,
-    "atan": _atan,
-    "fast_sigmoid": _fast_sigmoid,
-    "triangular": _triangular,
-    "straight_through": _straight_through,
-    "spike_rate_escape": _spike_rate_escape,
-}
-
-
-def surrogate_grad(spec: SurrogateSpec, grad: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """``grad · dS/dV`` at ``v = U - θ'`` for the surrogate ``spec`` (snnTorch's formula)."""
-    out = torch.empty_like(v)
-    SURROGATE_GRADS[spec.name](grad, v.clone(), out, **spec.params)
-    return out
-
-
 # --- what the fused backend can run ------------------------------------------------------------------
 def leaky_dynamics(neuron: torch.nn.Module) -> bool:
     """True when ``neuron`` integrates with snnTorch's plain leaky update (not QIF's quadratic one),
-    with a scalar β, no learnable threshold, no quantisation, no inhibition and a known surrogate."""
+    with a scalar β, no learnable threshold, no quantisation, no inhibition and a registered surrogate.
+    What a backend can do with the surrogate is its own check (``supports_fused``, ``supports_triton``)."""
     return (
         isinstance(neuron, snn.Leaky)
         and type(neuron)._base_state_function is snn.Leaky._base_state_function
         and getattr(neuron, "reset_name", None) in ("zero", "subtract", "none")
         and getattr(neuron, "surrogate", None) is not None
-        and neuron.surrogate.name in SURROGATE_GRADS
+        and neuron.surrogate.entry is not None
         and neuron.beta.numel() == 1
         and not neuron.threshold.requires_grad
         and not neuron.state_quant
@@ -132,17 +72,8 @@ def leaky_dynamics(neuron: torch.nn.Module) -> bool:
 
 
 def supports_fused(neuron: torch.nn.Module, x: torch.Tensor) -> bool:
-    return x.is_floating_point() and leaky_dynamics(neuron)
-
-
-def split_input_scale(neuron: torch.nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, float]:
-    """``(x, s)`` for a backend that scales the raw input itself: the neuron's constant input scale,
-    or, when the scale is learned (PLIF's 1 - β), the input already scaled by autograd and s = 1."""
-    from qkf_snn.models.neurons.lif import MultiStepNeuron  # lif imports backends, which import us
-
-    if type(neuron).scaled_input is MultiStepNeuron.scaled_input:
-        return x, neuron.input_scale
-    return neuron.scaled_input(x.float()), 1.0
+    """Float input, leaky dynamics and a surrogate whose table entry has a torch backward."""
+    return x.is_floating_point() and leaky_dynamics(neuron) and neuron.surrogate.entry.grad is not None
 
 
 def is_spikingjelly_form(neuron: torch.nn.Module) -> bool:
@@ -235,7 +166,7 @@ def lif_backward(
     gs32 = None
     if grad_spk is not None and grad_spk.dtype != torch.float32:
         gs32 = torch.empty(chunk, *step, device=u.device)
-    write_surrogate = SURROGATE_GRADS[surrogate.name]
+    write_surrogate = surrogate.entry.grad
     grad_b = torch.zeros((), device=u.device) if need_beta else None
     t1 = T
     while t1 > 0:
@@ -337,7 +268,7 @@ def sj_backward(
     gs32 = None
     if grad_spk is not None and grad_spk.dtype != torch.float32:
         gs32 = torch.empty(chunk, *step, device=h.device)
-    write_surrogate = SURROGATE_GRADS[surrogate.name]
+    write_surrogate = surrogate.entry.grad
     t1 = T
     while t1 > 0:
         t0 = max(0, t1 - chunk)
@@ -431,7 +362,7 @@ def run_fused(
     if is_spikingjelly_form(neuron):
         return run_fused_spikingjelly(neuron, x, record_mem)
     spike_dtype = x.dtype
-    x, scale = split_input_scale(neuron, x)
+    x, scale = neuron.split_input_scale(x)
     b = neuron.beta.clamp(0, 1)  # autograd applies the clamp's gradient mask for PLIF
     theta = float(neuron.threshold)
     if torch.is_grad_enabled() and (x.requires_grad or b.requires_grad):

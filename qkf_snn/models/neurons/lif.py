@@ -113,6 +113,15 @@ class MultiStepNeuron(snn.Leaky):
             return x
         return x * self.input_scale
 
+    def split_input_scale(self, x: torch.Tensor) -> tuple[torch.Tensor, float]:
+        """``(x, s)`` for a backend that scales the raw input itself (``raw_input``): the neuron's
+        constant input scale, or, where a subclass computes the scaled input (PLIF's learned 1 - β,
+        LIF's form-dependent scale), the input already scaled (through autograd) and s = 1. A method
+        of the neuron, so backends never import this module."""
+        if type(self).scaled_input is MultiStepNeuron.scaled_input:
+            return x, self.input_scale
+        return self.scaled_input(x.float()), 1.0
+
     def run(self, x: torch.Tensor, record_mem: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Spikes and (optionally) pre-reset membranes ``[T, B, ...]`` for input ``[T, B, ...]``."""
         if x.dim() < 2:

@@ -27,47 +27,32 @@ With ``TRITON_INTERPRET=1`` set before Triton is imported the same kernels run o
 
 from __future__ import annotations
 
-import math
 import os
 
 import torch
 import triton
 import triton.language as tl
 
-from qkf_snn.models.neurons.fused import is_spikingjelly_form, leaky_dynamics, split_input_scale
+from qkf_snn.models.neurons.fused import is_spikingjelly_form, leaky_dynamics
 from qkf_snn.models.neurons.surrogate import SurrogateSpec
 
 INTERPRET = os.environ.get("TRITON_INTERPRET", "0") == "1"
 BLOCK = 1024
 NUM_WARPS = 4
 RESETS = {"zero": 0, "subtract": 1, "none": 2}
-SURROGATE_IDS = {
-    "sigmoid": 0,
-    "atan": 1,
-    "fast_sigmoid": 2,
-    "triangular": 3,
-    "straight_through": 4,
-    "spike_rate_escape": 5,
-}
 
 
 def surrogate_constants(spec: SurrogateSpec) -> tuple[int, float, float]:
-    """(kernel id, p0, p1): the surrogate's parameters as the kernel uses them."""
-    p = spec.params
-    consts = {
-        "sigmoid": (p.get("slope", 0.0), 0.0),
-        "atan": (p.get("alpha", 0.0) / 2, math.pi / 2 * p.get("alpha", 0.0)),
-        "fast_sigmoid": (p.get("slope", 0.0), 0.0),
-        "triangular": (p.get("threshold", 0.0), 0.0),
-        "straight_through": (0.0, 0.0),
-        "spike_rate_escape": (p.get("slope", 0.0), p.get("beta", 0.0)),
-    }[spec.name]
-    return SURROGATE_IDS[spec.name], float(consts[0]), float(consts[1])
+    """(kernel id, p0, p1): the surrogate's table entry, as the kernel reads it."""
+    entry = spec.entry
+    p0, p1 = entry.triton_params(spec.params)
+    return entry.triton_id, float(p0), float(p1)
 
 
 @triton.jit
 def _surrogate(gs, v, SURROGATE: tl.constexpr, p0, p1):
-    """``gs · dS/dV`` at ``v = U - θ'``: snnTorch's formulas (see fused.SURROGATE_GRADS)."""
+    """``gs · dS/dV`` at ``v = U - θ'``: snnTorch's formulas (see surrogate.SURROGATES, whose
+    ``triton_id`` picks the branch)."""
     if SURROGATE == 0:  # sigmoid, p0 = slope
         e = tl.exp(-p0 * v)
         out = gs * p0 * e / ((e + 1.0) * (e + 1.0))
@@ -362,11 +347,13 @@ def run_triton_spikingjelly(
 
 
 def supports_triton(neuron: torch.nn.Module, x: torch.Tensor) -> bool:
-    """CUDA tensors (any tensor under the interpreter) in bf16 / fp16 / fp32, leaky dynamics."""
+    """CUDA tensors (any tensor under the interpreter) in bf16 / fp16 / fp32, leaky dynamics, and a
+    surrogate with a kernel (a table entry whose ``triton_id`` is None is declined, not a KeyError)."""
     return (
         (x.is_cuda or INTERPRET)
         and x.dtype in (torch.float32, torch.bfloat16, torch.float16)
         and leaky_dynamics(neuron)
+        and neuron.surrogate.entry.triton_id is not None
     )
 
 
@@ -378,7 +365,7 @@ def run_triton(
     if is_spikingjelly_form(neuron):
         return run_triton_spikingjelly(neuron, x, record_mem)
     spike_dtype = x.dtype
-    x, scale = split_input_scale(neuron, x)  # PLIF's learned scale stays with autograd (s = 1)
+    x, scale = neuron.split_input_scale(x)  # PLIF's learned scale stays with autograd (s = 1)
     b = neuron.beta.clamp(0, 1).float()
     theta = neuron.threshold.float()
     if torch.is_grad_enabled() and (x.requires_grad or b.requires_grad):
