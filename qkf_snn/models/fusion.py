@@ -1,7 +1,7 @@
-"""Audio-visual fusion of two QKFormer encoders.
+"""Audio-visual fusion of two QKFormer encoders, and the registry of fusion methods.
 
 Each encoder yields per-step features ``[T, B, C]`` (the integer stream averaged over tokens);
-audio step t and video step t cover the same time span. Fusion:
+audio step t and video step t cover the same time span. Fusion methods (:data:`FUSIONS`):
 - ``concat``: one Linear over [audio ‖ video] features per step;
 - ``sum``: the sum of the two modality heads' logits;
 - ``qk``: spiking cross-modal Q-K attention after one stage (``fusion_stage``): both encoders run
@@ -9,10 +9,16 @@ audio step t and video step t cover the same time span. Fusion:
   :class:`CrossModalQKAttention`), the remaining stages run per modality, then a concat head.
 Per-modality heads (``audio_head``, ``video_head``) always exist: they give per-modality accuracy
 of an AV model and the unimodal auxiliary losses used for modality balancing.
+
+A :class:`Fusion` entry holds all of one method: its heads, its logits, its NIR read-out and the
+functional operations the profiler's audit should expect. Training, the NIR exporter and the
+profiler ask the entry; none of them tests a method's name, so adding a method is one entry here.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -25,8 +31,6 @@ from qkf_snn.models.classifier import Batch
 from qkf_snn.models.neurons import NeuronConfig
 from qkf_snn.models.qkformer import QKFormer
 from qkf_snn.models.registry import create_model, register_model
-
-FUSIONS: tuple[str, ...] = ("concat", "sum", "qk")
 
 
 class CrossModalQKAttention(nn.Module):
@@ -89,29 +93,39 @@ class AVClassifier(nn.Module):
         fusion_stage: int = -1,
     ) -> None:
         super().__init__()
-        if fusion not in FUSIONS:
-            raise UserError(f"unknown fusion {fusion!r}; choose one of {', '.join(FUSIONS)}")
+        method = fusion_method(fusion)
         self.audio, self.video, self.fusion = audio, video, fusion
         ca, cv = audio.num_features, video.num_features
         self.audio_head = nn.Linear(ca, num_classes)
         self.video_head = nn.Linear(cv, num_classes)
-        self.fusion_head = nn.Linear(ca + cv, num_classes) if fusion in ("concat", "qk") else None
+        self.fusion_head = nn.Linear(ca + cv, num_classes) if method.fusion_head else None
         self.fusion_stage: int | None = None
-        self.cross: CrossModalQKAttention | None = None
-        if fusion == "qk":
+        self.cross: nn.Module | None = None
+        if method.cross is not None:
             stages = len(audio.stages)
             if len(video.stages) != stages:
-                raise UserError(f"fusion 'qk' needs encoders with as many stages (audio {stages}, "
+                raise UserError(f"fusion {fusion!r} needs encoders with as many stages (audio {stages}, "
                                 f"video {len(video.stages)})")  # fmt: skip
             if not -stages <= fusion_stage < stages:
                 raise UserError(f"fusion_stage {fusion_stage}: the encoders have {stages} stages")
             self.fusion_stage = fusion_stage % stages
             dim_a, dim_v = audio.config.dims[self.fusion_stage], video.config.dims[self.fusion_stage]
-            self.cross = CrossModalQKAttention(dim_a, dim_v, neuron=audio.config.neuron)
+            self.cross = method.cross(dim_a, dim_v, audio.config.neuron)
         for head in (self.audio_head, self.video_head, self.fusion_head):
             if head is not None:
                 nn.init.trunc_normal_(head.weight, std=0.02)
                 nn.init.zeros_(head.bias)
+
+    @property
+    def method(self) -> Fusion:
+        """This model's entry in :data:`FUSIONS` (looked up, not stored: the module stays picklable)."""
+        return FUSIONS[self.fusion]
+
+    @property
+    def probe_heads(self) -> bool:
+        """True when the unimodal heads are not part of the fused logits, so that they can train as
+        linear probes on detached features (a fusion head); False when they are the fusion (sum)."""
+        return self.fusion_head is not None
 
     def features(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-step features of each modality, ``[T, B, Ca]`` and ``[T, B, Cv]``."""
@@ -141,22 +155,10 @@ class AVClassifier(nn.Module):
         features, so training them (linear probes) tells what each encoder holds without steering it;
         ignored for ``sum``, whose heads are the fusion."""
         fa, fv = self.features(batch)
-        probe = detach_heads and self.fusion_head is not None
+        probe = detach_heads and self.probe_heads
         la = self.audio_head(fa.detach() if probe else fa)
         lv = self.video_head(fv.detach() if probe else fv)
-        out = {"audio": la, "video": lv}
-        if self.fusion_head is not None:
-            out["logits"] = self.fusion_head(torch.cat([fa, fv], dim=-1))
-            if parts:
-                w, b = self.fusion_head.weight, self.fusion_head.bias / 2
-                ca = fa.shape[-1]
-                out["audio_part"] = F.linear(fa, w[:, :ca], b)
-                out["video_part"] = F.linear(fv, w[:, ca:], b)
-        else:
-            out["logits"] = la + lv
-            if parts:
-                out["audio_part"], out["video_part"] = la, lv
-        return out
+        return {"audio": la, "video": lv, **self.method.logits(self, fa, fv, la, lv, parts)}
 
     def forward_all(
         self, batch: Batch, *, parts: bool = False, detach_heads: bool = False
@@ -176,6 +178,93 @@ class AVClassifier(nn.Module):
             "audio": self.audio.example_input(batch, sequence=True),
             "video": self.video.example_input(batch, sequence=True),
         }
+
+
+# --- the fusion methods ----------------------------------------------------------------------------------
+# (model, audio features, video features, audio head logits, video head logits, parts) -> "logits"
+# and, with parts, "audio_part" / "video_part" (each modality's additive share of the logits)
+LogitsFn = Callable[[AVClassifier, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, bool], dict]
+# model -> (W_a, W_v, b) with per-step logits = W_a·mean_tokens(a) + W_v·mean_tokens(v) + b
+ReadoutFn = Callable[[AVClassifier], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
+
+
+@dataclass(frozen=True)
+class Fusion:
+    """One fusion method, all of it.
+
+    ``fusion_head``: a Linear over [audio ‖ video] features (the unimodal heads are then separate:
+    auxiliary losses or linear probes); ``cross``: the block ``(dim_audio, dim_video, neuron)`` that the
+    two streams pass through after stage ``fusion_stage`` (None: the encoders run apart);
+    ``logits``: the fused logits from the features and head logits (see ``LogitsFn``);
+    ``readout``: the logits as one linear map of the token-mean features, which is the method's NIR
+    form (None: no NIR form; the exporter reports it); the ``cross`` block's own NIR form is its
+    class's converter in ``hardware/nir/export.py``, as for every block;
+    ``audit``: the arithmetic this method does outside counted modules, ``(container class, torch
+    op) -> (kind, note)``, which the profiler's audit attributes instead of reporting it unattributed.
+    """
+
+    summary: str
+    logits: LogitsFn
+    readout: ReadoutFn | None
+    fusion_head: bool = True
+    cross: Callable[[int, int, NeuronConfig], nn.Module] | None = None
+    audit: dict[tuple[type, str], tuple[str, str]] = field(default_factory=dict)
+
+
+def _head_logits(model: AVClassifier, fa, fv, la, lv, parts: bool) -> dict[str, torch.Tensor]:
+    out = {"logits": model.fusion_head(torch.cat([fa, fv], dim=-1))}
+    if parts:  # the fusion head's columns for each modality plus half its bias (OGM-GE compares them)
+        w, b = model.fusion_head.weight, model.fusion_head.bias / 2
+        ca = fa.shape[-1]
+        out["audio_part"] = F.linear(fa, w[:, :ca], b)
+        out["video_part"] = F.linear(fv, w[:, ca:], b)
+    return out
+
+
+def _head_readout(model: AVClassifier) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    ca, wf = model.audio.num_features, model.fusion_head.weight
+    return wf[:, :ca], wf[:, ca:], model.fusion_head.bias
+
+
+def _sum_logits(model: AVClassifier, fa, fv, la, lv, parts: bool) -> dict[str, torch.Tensor]:
+    return {"logits": la + lv, **({"audio_part": la, "video_part": lv} if parts else {})}
+
+
+def _sum_readout(model: AVClassifier) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    # audio_head(a) + video_head(v) = [W_a ‖ W_v]·[a ‖ v] + (b_a + b_v)
+    a, v = model.audio_head, model.video_head
+    return a.weight, v.weight, a.bias.detach().float() + v.bias.detach().float()
+
+
+FUSIONS: dict[str, Fusion] = {
+    "concat": Fusion("one Linear over [audio ‖ video] features per step", _head_logits, _head_readout),
+    "sum": Fusion(
+        "the sum of the two modality heads' logits",
+        _sum_logits,
+        _sum_readout,
+        fusion_head=False,
+        audit={(AVClassifier, "add"): ("fusion", "sum fusion of the per-modality logits")},
+    ),
+    "qk": Fusion(
+        "spiking cross-modal Q-K attention after stage fusion_stage, then a concat head",
+        _head_logits,
+        _head_readout,
+        cross=lambda dim_a, dim_v, neuron: CrossModalQKAttention(dim_a, dim_v, neuron=neuron),
+        audit={
+            (CrossModalQKAttention, "add"): (
+                "residual",
+                "residual addition of the cross-modal attention branch into each integer stream",
+            )
+        },
+    ),
+}
+
+
+def fusion_method(name: str) -> Fusion:
+    """The registered fusion ``name``, or the one-line error listing the others."""
+    if name not in FUSIONS:
+        raise UserError(f"unknown fusion {name!r}; choose one of {', '.join(FUSIONS)}")
+    return FUSIONS[name]
 
 
 def _create_av(size: str, kw: dict[str, Any]) -> AVClassifier:

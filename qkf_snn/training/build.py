@@ -13,7 +13,7 @@ from torch import nn
 
 from qkf_snn.errors import UserError
 from qkf_snn.models import QKFormer, UniModalClassifier, create_model
-from qkf_snn.models.fusion import AVClassifier
+from qkf_snn.models.fusion import FUSIONS, AVClassifier
 from qkf_snn.models.zoo import seed_sizes
 from qkf_snn.training.config import TrainConfig, _plain
 
@@ -95,7 +95,7 @@ def model_spec(cfg: TrainConfig, info: DataInfo) -> ModelSpec:
     else:
         kw["audio_input_size"], kw["video_input_size"] = info.audio_shape[1:], info.video_shape[1:]
         kw["fusion"] = m.fusion
-        if m.fusion == "qk":
+        if FUSIONS[m.fusion].cross is not None:  # the stage after which the streams meet
             kw["fusion_stage"] = m.fusion_stage
     kw.update(m.overrides)
     return ModelSpec(cfg.model_name, cfg.modality, _plain(kw))

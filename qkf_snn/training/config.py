@@ -22,6 +22,7 @@ import yaml
 from qkf_snn.datasets.registry import dataset_names
 from qkf_snn.errors import UserError, first_line
 from qkf_snn.io import atomic_write_bytes
+from qkf_snn.models.fusion import FUSIONS
 from qkf_snn.models.neurons import NeuronConfig
 from qkf_snn.models.neurons.lif import FORMS
 from qkf_snn.training.determinism import CPU_ISA_ENV
@@ -48,7 +49,7 @@ class ModelConfig:
     heads: tuple[int, ...] | None = None  # attention heads per stage (the seed's --num-heads)
     mlp_ratio: float | None = None
     neuron: dict[str, Any] = field(default_factory=dict)  # NeuronConfig fields: kind, tau, surrogate, ...
-    fusion: str = "concat"  # AV only: concat | sum | qk (cross-modal Q-K attention)
+    fusion: str = "concat"  # AV only: a name in models.fusion.FUSIONS (concat | sum | qk)
     fusion_stage: int = -1  # AV with fusion qk: the stage after which the streams attend to each other
     overrides: dict[str, Any] = field(default_factory=dict)  # any other create_model keyword
 
@@ -153,7 +154,7 @@ class TrainConfig:
         _choice("dataset", self.dataset, dataset_names())
         _choice("modality", self.modality, MODALITIES)
         _choice("model.size", self.model.size, SIZES)
-        _choice("model.fusion", self.model.fusion, ("concat", "sum", "qk"))
+        _choice("model.fusion", self.model.fusion, tuple(FUSIONS))
         _choice("run.amp", self.run.amp, AMP_MODES)
         _choice("balance.target", self.balance.target, ("step", "gradient"))
         _choice("run.device", self.run.device.split(":")[0], ("auto", "cpu", "cuda"))

@@ -214,9 +214,9 @@ def _train(
 
     # DDP wraps a module whose forward returns every output the loss needs (forward_all, and each
     # modality's share of the fused logits for OGM-GE), so gradient sync sees one forward call.
-    # With aux_weight 0 the unimodal heads of concat/qk models still train, as linear probes on
-    # detached features: per-modality accuracy is reported without the heads steering the encoders.
-    probe = len(modalities) > 1 and cfg.balance.aux_weight == 0 and getattr(model, "fusion", "") != "sum"
+    # With aux_weight 0 the unimodal heads of a model with a fusion head still train, as linear probes
+    # on detached features: per-modality accuracy is reported without the heads steering the encoders.
+    probe = len(modalities) > 1 and cfg.balance.aux_weight == 0 and getattr(model, "probe_heads", False)
     aux_weight = 1.0 if probe else cfg.balance.aux_weight
     step_model: nn.Module = _TrainForward(model, parts=len(modalities) > 1, probe=probe)
     if dist.enabled:

@@ -396,6 +396,12 @@ def _encoder(b: GraphBuilder, m: QKFormer, path: str, x: Flow) -> Flow:
     return x
 
 
+# Blocks between the two streams of an AV model (a fusion's ``cross``): (builder, module, path, audio,
+# video) -> (audio, video). A fusion's own NIR form is its entry's ``readout`` (models/fusion.py).
+PAIR_CONVERTERS: dict[type, Callable[[GraphBuilder, nn.Module, str, Flow, Flow], tuple[Flow, Flow]]] = {
+    CrossModalQKAttention: _cross,
+}
+
 CONVERTERS: dict[type, Callable[[GraphBuilder, nn.Module, str, Flow], Flow]] = {
     ConvBNSpike: _conv_bn_spike,
     StemEmbed: _stem,
@@ -443,6 +449,14 @@ def _readout(
     return b.conv(name, weight, b_np, sums)
 
 
+def _convert_pair(b: GraphBuilder, m: nn.Module, path: str, a: Flow, v: Flow) -> tuple[Flow, Flow]:
+    for cls in type(m).__mro__:
+        if cls in PAIR_CONVERTERS:
+            return PAIR_CONVERTERS[cls](b, m, path, a, v)
+    b.problem(path, f"{type(m).__name__} has no NIR converter")
+    return a, v
+
+
 def _head_of(b: GraphBuilder, encoder: QKFormer, path: str) -> nn.Linear | None:
     if not isinstance(encoder.head, nn.Linear):
         b.problem(_join(path, "head"), "the encoder has no classification head (num_classes=0)")
@@ -463,15 +477,13 @@ def _build(b: GraphBuilder, model: nn.Module) -> tuple[Flow, dict[str, object]]:
                 a = b.convert(stage_a, f"audio.stages.{i}", a)
                 v = b.convert(stage_v, f"video.stages.{i}", v)
                 if i == model.fusion_stage:
-                    a, v = _cross(b, cross, "cross", a, v)
+                    a, v = _convert_pair(b, cross, "cross", a, v)
             streams = {"audio": a, "video": v}
-        if model.fusion_head is not None:  # concat (and qk): one Linear over [audio ‖ video]
-            ca = model.audio.num_features
-            wf, bias = model.fusion_head.weight, model.fusion_head.bias
-            wa, wv = wf[:, :ca], wf[:, ca:]
-        else:  # sum: audio_head(a) + video_head(v) = [W_a ‖ W_v]·[a ‖ v] + (b_a + b_v)
-            wa, wv = model.audio_head.weight, model.video_head.weight
-            bias = model.audio_head.bias.detach().float() + model.video_head.bias.detach().float()
+        readout = model.method.readout  # the fusion's logits as one linear map of the features
+        if readout is None:
+            b.problem("logits", f"fusion {model.fusion!r} has no NIR form (no linear read-out)")
+            return streams["audio"], {}
+        wa, wv, bias = readout(model)
         parts = [("audio", streams["audio"], wa), ("video", streams["video"], wv)]
         logits = _readout(b, parts, bias, "logits")
         encoders = {"audio": model.audio, "video": model.video}

@@ -19,10 +19,9 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_flatten
 
-from qkf_snn.models import fusion
 from qkf_snn.models.blocks import DownsampleEmbed, QKFormerBlock, SpikingSelfAttention, StemEmbed
 from qkf_snn.models.classifier import UniModalClassifier
-from qkf_snn.models.fusion import AVClassifier
+from qkf_snn.models.fusion import FUSIONS, AVClassifier
 from qkf_snn.models.qkformer import QKFormer
 
 # torch functions that move, view, create or describe data without arithmetic.
@@ -80,18 +79,25 @@ FUNCTIONAL_RULES: dict[tuple[type, str], FunctionalRule] = {
     (QKFormer, "mean"): _READOUT,
     (UniModalClassifier, "mean"): _READOUT,
     (AVClassifier, "mean"): _READOUT,
-    (AVClassifier, "add"): FunctionalRule("fusion", "sum fusion of the per-modality logits"),
 }
-_CROSS = getattr(fusion, "CrossModalQKAttention", None)  # the qk fusion block, where it exists
-if _CROSS is not None:
-    FUNCTIONAL_RULES[(_CROSS, "add")] = FunctionalRule(
-        "residual", "residual addition of the cross-modal attention branch into each integer stream"
-    )
 
 
-def find_rule(module: nn.Module, op: str) -> FunctionalRule | None:
+def model_rules(model: nn.Module) -> dict[tuple[type, str], FunctionalRule]:
+    """FUNCTIONAL_RULES plus the audit rules of the fusion method of every AV model in ``model``
+    (its entry in models.fusion.FUSIONS): a method's operations are expected only in its models."""
+    rules = dict(FUNCTIONAL_RULES)
+    for module in model.modules():
+        if isinstance(module, AVClassifier):
+            for key, (kind, note) in FUSIONS[module.fusion].audit.items():
+                rules[key] = FunctionalRule(kind, note)
+    return rules
+
+
+def find_rule(
+    module: nn.Module, op: str, rules: dict[tuple[type, str], FunctionalRule] = FUNCTIONAL_RULES
+) -> FunctionalRule | None:
     for cls in type(module).__mro__:
-        rule = FUNCTIONAL_RULES.get((cls, op))
+        rule = rules.get((cls, op))
         if rule is not None:
             return rule
     return None
@@ -123,6 +129,7 @@ class FunctionalAudit(TorchFunctionMode):
     ) -> None:
         super().__init__()
         self.model, self.names, self.covered, self.busy = model, names, covered, busy
+        self.rules = model_rules(model)
         self.stack: list[nn.Module] = []
         self.covered_depth = 0
         self.entries: dict[tuple[str, str], AuditEntry] = {}
@@ -167,7 +174,7 @@ class FunctionalAudit(TorchFunctionMode):
         elements = max((t.numel() for t in tensors), default=0)
         entry = self.entries.get((name, op))
         if entry is None:
-            entry = AuditEntry(name, type(module).__name__, op, 0, 0, find_rule(module, op))
+            entry = AuditEntry(name, type(module).__name__, op, 0, 0, find_rule(module, op, self.rules))
             self.entries[(name, op)] = entry
         entry.calls += 1
         entry.elements += elements
