@@ -28,6 +28,8 @@ KINDS = ("lif", "lif_snntorch", "plif", "if")  # lif = the SpikingJelly form (LI
 FORM_KINDS = {"lif_snntorch": ("lif", {"form": "snntorch"})}
 RESETS = ("zero", "subtract", "none")
 CANONICAL_SURROGATES = tuple(SURROGATES)
+FUSED_SURROGATES = tuple(name for name, entry in SURROGATES.items() if entry.grad is not None)
+TRITON_SURROGATES = tuple(name for name, entry in SURROGATES.items() if entry.triton_id is not None)
 
 
 def run_backend(backend: str, x: torch.Tensor, kind: str, *, loss_seed: int = 1, **params):
@@ -55,7 +57,7 @@ def assert_same(ref, ours, *, grad_rtol: float = 1e-5, beta_atol: float = 1e-4) 
 
 
 # --- fused backend ---------------------------------------------------------------------------------
-@pytest.mark.parametrize("surrogate", CANONICAL_SURROGATES)
+@pytest.mark.parametrize("surrogate", FUSED_SURROGATES)
 @pytest.mark.parametrize("reset", RESETS)
 @pytest.mark.parametrize("kind", KINDS)
 def test_fused_matches_reference(kind, reset, surrogate):
@@ -199,11 +201,28 @@ def test_unused_spikes_or_membranes_give_zero_gradient_paths():
         torch.testing.assert_close(grads[1], grads[0], rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("surrogate", CANONICAL_SURROGATES)
+def test_every_surrogate_through_every_backend_that_claims_it(surrogate):
+    """Each table entry, through each backend whose ``supports`` accepts it here (fused on CPU; Triton
+    too under the interpreter or on CUDA): the reference's spikes and membranes bit for bit, on random
+    floats with exact threshold ties; a backend that declines is never asked."""
+    torch.manual_seed(0)
+    x = torch.randn(6, 3, 41) * 1.5
+    x[0, 0, :5] = 1.0  # H = θ at the first step: fires only because the comparator is >=
+    ref = run_backend("reference", x, "lif", surrogate=surrogate)
+    claimed = []
+    for name, backend in BACKENDS.items():
+        if name != "reference" and backend.supports(make_neuron("lif", surrogate=surrogate), x):
+            assert_same(ref, run_backend(name, x, "lif", surrogate=surrogate))
+            claimed.append(name)
+    assert (SURROGATES[surrogate].grad is not None) == ("fused" in claimed)
+
+
 def test_surrogate_closed_forms_equal_snntorch_backward():
     """Per element, the closed forms are snnTorch's own expressions: bit-identical gradients."""
     v = torch.linspace(-3, 3, 601)
     grad = torch.randn(601)
-    for name in CANONICAL_SURROGATES:
+    for name in FUSED_SURROGATES:
         spec = surrogate_spec(name)
         vv = v.clone().requires_grad_()
         spec.build()(vv).backward(grad)
@@ -262,7 +281,7 @@ _INTERPRETER_SCRIPT = textwrap.dedent(
     import json, os, sys
     import torch
     sys.path.insert(0, os.environ["QKF_TEST_DIR"])
-    from test_neuron_backends import run_backend
+    from test_neuron_backends import TRITON_SURROGATES, run_backend
     torch.manual_seed(0)
     cases = []
     def check(kind, x, tol_bf16=False, **params):
@@ -277,8 +296,7 @@ _INTERPRETER_SCRIPT = textwrap.dedent(
                           rate=float(ref[0].float().mean())))
     for kind in ("lif", "lif_snntorch", "plif", "if"):
         for reset in ("zero", "subtract", "none"):
-            for surrogate in ("sigmoid", "atan", "fast_sigmoid", "triangular", "straight_through",
-                              "spike_rate_escape"):
+            for surrogate in TRITON_SURROGATES:  # every table entry with a kernel
                 check(kind, torch.randn(5, 3, 37) * 1.5, reset=reset, surrogate=surrogate)
     check("lif", torch.randint(0, 4, (4, 2, 70)).float(), threshold=0.5)        # attention neuron, >=
     check("lif", torch.randint(0, 4, (4, 2, 70)).float(), threshold=0.5, comparator="gt")
@@ -302,7 +320,7 @@ _INTERPRETER_SCRIPT = textwrap.dedent(
         ref_s, _, ref_h = spikingjelly_lif(x, tau, 1.0, reset)
         s, h = make_neuron("lif", tau=tau, reset=reset, backend="triton").run(x)
         sj.append(dict(spikes=torch.equal(s, ref_s), mem=torch.equal(h, ref_h), fired=float(ref_s.sum())))
-    print(json.dumps(dict(cases=cases, sj=sj)))
+    print(json.dumps(dict(cases=cases, sj=sj, surrogates=len(TRITON_SURROGATES))))
     """
 )
 
@@ -319,7 +337,8 @@ def test_triton_kernels_bit_identical_under_interpreter():
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     cases = result["cases"]
-    assert len(cases) == 4 * 3 * 6 + 5 + 3 + 8
+    assert result["surrogates"] == len(TRITON_SURROGATES) == 6
+    assert len(cases) == 4 * 3 * result["surrogates"] + 5 + 3 + 8
     assert result["sj"] and all(c["spikes"] and c["mem"] and c["fired"] > 0 for c in result["sj"])
     failed = [c for c in cases if not (c["spikes"] and c["mem"] and c["grad"] and c["beta"])]
     assert not failed, failed
@@ -334,7 +353,7 @@ cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GP
 
 @cuda
 @pytest.mark.cuda
-@pytest.mark.parametrize("surrogate", CANONICAL_SURROGATES)
+@pytest.mark.parametrize("surrogate", TRITON_SURROGATES)
 @pytest.mark.parametrize("reset", RESETS)
 @pytest.mark.parametrize("kind", KINDS)
 def test_triton_matches_reference_on_cuda(kind, reset, surrogate):
