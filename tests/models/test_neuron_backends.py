@@ -270,6 +270,20 @@ def test_set_backend_switches_every_neuron_and_keeps_the_model_exact():
     assert "unknown neuron backend 'cuda-magic'" in str(err.value) and "\n" not in str(err.value)
 
 
+def test_backends_never_import_the_neuron_module():
+    """Capabilities are attributes of the neuron (``split_input_scale``, ``surrogate.entry``), so the
+    backends need no import of ``lif.py`` (which imports them): no cycle inside models/neurons."""
+    import ast
+
+    folder = REPO / "qkf_snn" / "models" / "neurons"
+    for name in ("backends.py", "fused.py", "triton_lif.py", "surrogate.py"):
+        tree = ast.parse((folder / name).read_text())
+        imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+        imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        assert "qkf_snn.models.neurons.lif" not in imported, name
+        assert "qkf_snn.models.neurons" not in imported, name  # the package imports lif
+
+
 def test_backend_registry_entries():
     assert {"reference", "fused", "triton"} <= set(BACKENDS)
     assert [name for name, b in BACKENDS.items() if b.raw_input] == ["fused", "triton"]
