@@ -33,7 +33,7 @@ def check(
     Exit status 0 when every platform passes, 1 when any fails, 2 for bad input."""
     from qkf_snn.hardware.deployment import PLATFORMS, check_graph, get_platforms, markdown
     from qkf_snn.hardware.nir.io import read_graph
-    from qkf_snn.io import atomic_write_bytes
+    from qkf_snn.io import atomic_write_bytes, check_destination
 
     try:
         platforms = get_platforms(platform)
@@ -44,10 +44,11 @@ def check(
     if not platforms:
         raise UserError("--platform: no platform named")
     nir_graph = read_graph(graph)
-    result = check_graph(nir_graph, platforms, path=str(graph))
-    out = report or graph.with_suffix(".deploy.md")
+    # the report's destination is checked before the analysis, not after it
+    out = check_destination(report or graph.with_suffix(".deploy.md"), "--report", "file")
     if not out.parent.is_dir():
         raise UserError(f"--report {out}: directory {out.parent} does not exist")
+    result = check_graph(nir_graph, platforms, path=str(graph))
     atomic_write_bytes(out, markdown(result).encode())
     if as_json:
         typer.echo(json.dumps(result.to_dict(), indent=1))

@@ -182,9 +182,15 @@ CASES = [
     Case("data-info-missing", "data info {box}/nope", 2, ("nope",)),
     Case("models-no-match", "models zzz*", 2, ("zzz*",)),
     Case("verify-missing-graph", "verify nir {box}/nope.nir --checkpoint {ckpt}", 2, ("nope.nir",)),
+    Case("deploy-missing-graph", "deploy check {box}/nope.nir", 2, ("nope.nir",)),
+    Case("deploy-report-parent-is-file", "deploy check {graph} --report {file}/r.md", 2, PARENT_IS_FILE),
+    Case("deploy-report-is-a-directory", "deploy check {graph} --report {dir}", 2,
+         ("{dir}", "is a directory")),
     # -- 1. a failed check must fail ------------------------------------------------------------------
     Case("verify-divergence-exits-1", "verify nir {graph} --checkpoint {other} --data {cache} --samples 2 "
          "--no-fold-check", 1, ("FAILED", "first divergence"), stream="stdout", one_line=False),
+    Case("deploy-check-fails-exits-1", "deploy check {graph} --platform loihi2 --report {box}/r.md", 1,
+         ("FAIL",), stream="stdout", one_line=False, present=("r.md",)),
     # -- 3. tampered caches: one line naming the cache -----------------------------------------------
     Case("cache-truncated-npy-info", "data info {box}/tampered", 2, ("tampered",), setup=_tamper("truncate")),
     Case("cache-truncated-npy-train", "train crema --data {box}/tampered --out runs --name r " + TRAIN, 2,
