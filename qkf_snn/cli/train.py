@@ -26,7 +26,8 @@ OPTION_KEYS: dict[str, str] = {
     "ogm_alpha": "balance.alpha", "ogm_start": "balance.start_epoch", "ogm_end": "balance.end_epoch",
     "aux_weight": "balance.aux_weight", "seed": "run.seed", "patience": "run.patience", "amp": "run.amp",
     "device": "run.device", "out": "run.out", "name": "run.name", "checkpoint_every": "run.checkpoint_every",
-    "progress": "run.progress", "threads": "run.threads",
+    "progress": "run.progress", "threads": "run.threads", "energy_weight": "energy.weight",
+    "energy_budget": "energy.budget", "energy_model": "energy.model",
 }  # fmt: skip
 
 
@@ -128,6 +129,15 @@ def train(
     ogm_start: Annotated[int | None, typer.Option(help="First epoch (0-based) of OGM-GE.")] = None,
     ogm_end: Annotated[int | None, typer.Option(help="Last epoch (0-based) of OGM-GE.")] = None,
     aux_weight: Annotated[float | None, typer.Option(help="AV: weight of the unimodal head losses.")] = None,
+    energy_weight: Annotated[
+        float | None, typer.Option(help="Energy penalty λ: loss += λ·E/E_ref (E_ref: the first step's E).")
+    ] = None,
+    energy_budget: Annotated[
+        str | None, typer.Option(help="Energy budget per sample, e.g. 5uJ (pJ, nJ, uJ/µJ, mJ): Lagrangian.")
+    ] = None,
+    energy_model: Annotated[
+        str | None, typer.Option(help="Profiler energy model pricing the estimate (h45_fp32_paper).")
+    ] = None,
     epochs: Annotated[int | None, typer.Option(help="Epochs.")] = None,
     batch_size: Annotated[int | None, typer.Option("--batch-size", "-b", help="Global batch size.")] = None,
     lr: Annotated[float | None, typer.Option(help="Peak learning rate (AdamW).")] = None,
@@ -163,10 +173,16 @@ def train(
     ] = None,
 ) -> None:
     """Train a model on a prepared cache; the best epoch is chosen on val, test is evaluated once."""
+    from qkf_snn.hardware.profile.estimator import check_energy_model, energy_terms
     from qkf_snn.training.config import compose, parse_set
     from qkf_snn.training.loop import train as run_train
+    from qkf_snn.units import parse_energy
 
     options = dict(locals())
+    if energy_budget is not None:  # named as typed, before the recipe is composed
+        parse_energy(energy_budget, "--energy-budget")
+    if energy_model is not None:
+        check_energy_model(energy_model, "--energy-model")
     given = {k: v for k, v in options.items() if k in OPTION_KEYS and v is not None}
     overrides: dict[str, Any] = {
         OPTION_KEYS[k]: list(v) if isinstance(v, tuple) else v for k, v in given.items()
@@ -175,6 +191,7 @@ def train(
         overrides["data.dir"] = str(data)
     overrides.update(parse_set(set_ or []))
     cfg = compose(dataset, modality, recipe=config, overrides=overrides)
+    energy_terms(cfg)  # checks energy.model whatever set it; wired into the loop with its loss-term hook
     run_train(cfg, resume=resume, overwrite=overwrite)  # a diverged/interrupted run: main() exits 1/3
 
 

@@ -26,6 +26,7 @@ from qkf_snn.models.fusion import FUSIONS
 from qkf_snn.models.neurons import NeuronConfig
 from qkf_snn.models.neurons.lif import FORMS
 from qkf_snn.training.determinism import CPU_ISA_ENV
+from qkf_snn.units import parse_energy
 
 MODALITIES: tuple[str, ...] = ("audio", "video", "av")
 SIZES: tuple[str, ...] = ("tiny", "small")
@@ -91,6 +92,32 @@ class BalanceConfig:
     # still learn, as linear probes on detached features (per-modality accuracy, no effect on encoders)
 
 
+# The profiler's energy model the training estimate uses unless told otherwise: the paper's 45 nm
+# FP32 convention (hardware/profile/energy.py ENERGY_MODELS; the name is checked there, since the
+# training layer does not import the hardware layer).
+DEFAULT_ENERGY_MODEL = "h45_fp32_paper"
+
+
+@dataclass
+class EnergyConfig:
+    """Energy-aware training (docs/energy_aware.md): a differentiable per-sample energy estimate
+    priced by one of the profiler's energy models, as a penalty and/or a budget. Both off (weight 0,
+    no budget) is plain training; configs saved before this section load that way."""
+
+    weight: float = 0.0  # penalty λ: loss += λ · E / E_ref (E_ref: the first step's estimate)
+    budget: str | None = None  # e.g. "5uJ" per sample: a Lagrange multiplier keeps E under it
+    model: str = DEFAULT_ENERGY_MODEL  # a key of the profiler's ENERGY_MODELS
+    multiplier_lr: float = 0.05  # budget: multiplier += multiplier_lr · (E / budget − 1) per step
+
+    @property
+    def active(self) -> bool:
+        return self.weight > 0 or self.budget is not None
+
+    @property
+    def budget_pj(self) -> float | None:
+        return None if self.budget is None else parse_energy(self.budget, "energy.budget")
+
+
 @dataclass
 class RunConfig:
     seed: int = 0
@@ -119,6 +146,7 @@ class TrainConfig:
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     balance: BalanceConfig = field(default_factory=BalanceConfig)
+    energy: EnergyConfig = field(default_factory=EnergyConfig)
     run: RunConfig = field(default_factory=RunConfig)
     recipe: str | None = None  # the recipe file these settings started from (informational)
 
@@ -186,6 +214,7 @@ class TrainConfig:
             "data.workers": self.data.workers,
             "balance.alpha": self.balance.alpha,
             "balance.aux_weight": self.balance.aux_weight,
+            "energy.weight": self.energy.weight,
             "run.patience": self.run.patience,
             "run.checkpoint_every": self.run.checkpoint_every,
             "run.bn_recalibration": self.run.bn_recalibration,
@@ -193,6 +222,11 @@ class TrainConfig:
         for key, value in non_negative.items():
             if value < 0:
                 raise UserError(f"{key}: must be >= 0, got {value}")
+        if not self.energy.multiplier_lr > 0:
+            raise UserError(f"energy.multiplier_lr: must be > 0, got {self.energy.multiplier_lr}")
+        if not self.energy.model:
+            raise UserError("energy.model: empty; name one of the profiler's energy models")
+        _ = self.energy.budget_pj  # one line naming energy.budget when it is not an energy
         if not 0 <= self.optim.label_smoothing < 1:
             raise UserError(f"optim.label_smoothing: must be in [0, 1), got {self.optim.label_smoothing}")
         if self.modality != "av" and (self.balance.ogm_ge or self.balance.aux_weight):

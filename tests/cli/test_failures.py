@@ -178,6 +178,10 @@ CASES = [
          ("nope",), absent=("runs",)),
     Case("train-bad-cache", "train crema --data {raw} --out runs --name r " + TRAIN, 2, ("{raw}",),
          absent=("runs",)),
+    Case("train-unknown-energy-model", "train crema --data {cache} --out runs --name r --energy-model nope "
+         + TRAIN, 2, ("--energy-model 'nope'", "h45_fp32_paper", "platform_loihi"), absent=("runs",)),
+    Case("train-energy-budget-without-unit", "train crema --data {cache} --out runs --name r "
+         "--energy-budget 5 " + TRAIN, 2, ("--energy-budget '5'", "uJ"), absent=("runs",)),
     # -- every other command's bad input ----------------------------------------------------------------
     Case("data-info-missing", "data info {box}/nope", 2, ("nope",)),
     Case("models-no-match", "models zzz*", 2, ("zzz*",)),
