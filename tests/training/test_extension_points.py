@@ -1,11 +1,14 @@
-"""Extension points, shown end to end: a toy fusion method, a toy surrogate and a toy energy model are
-each one table entry, registered from this file alone (``monkeypatch.setitem``: nothing else in the
-package is touched, and each entry is removed again afterwards), and a run uses all three through
-training, profiling, the report and NIR export + verification. Every registered fusion takes the same
-path, so a new entry in ``models.fusion.FUSIONS`` is tested without writing a test for it."""
+"""Extension points, shown end to end: a toy fusion method, a toy surrogate, a toy energy model and two
+toy neuron kinds are each one table entry, registered from this file alone (``monkeypatch.setitem``:
+nothing else in the package is touched, and each entry is removed again afterwards), and runs use them
+through training (or building), profiling, the report and NIR export + verification. Every registered
+fusion and neuron kind takes the same path, so a new entry in ``models.fusion.FUSIONS`` or
+``models.neurons.NEURONS`` is tested without writing a test for it."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,12 +17,22 @@ import torch
 from qkf_snn.cli.profile import profile_checkpoint
 from qkf_snn.datasets import prepare
 from qkf_snn.errors import UserError
+from qkf_snn.hardware.nir import build_graph, export_problems, verify_graph
 from qkf_snn.hardware.nir.checkpoint import export_checkpoint, verify_checkpoint
-from qkf_snn.hardware.profile import CountOptions, load_report, write_report
+from qkf_snn.hardware.nir.nodes import neuron_problem
+from qkf_snn.hardware.profile import CountOptions, load_report, profile_model, write_report
 from qkf_snn.hardware.profile.energy import CONSTANTS, ENERGY_MODELS, Constant, EnergyResult
-from qkf_snn.models import create_model
+from qkf_snn.models import UniModalClassifier, create_model
 from qkf_snn.models.fusion import FUSIONS, AVClassifier, Fusion
-from qkf_snn.models.neurons import SURROGATES, Surrogate, make_neuron, surrogate_names
+from qkf_snn.models.neurons import (
+    NEURONS,
+    SURROGATES,
+    MultiStepNeuron,
+    NeuronConfig,
+    Surrogate,
+    make_neuron,
+    surrogate_names,
+)
 from qkf_snn.models.neurons.backends import resolve_backend
 from qkf_snn.training import compose, load_model
 from qkf_snn.training.loop import train
@@ -81,6 +94,36 @@ TOY_FUSION = Fusion(
 TOY_CONSTANT = Constant(7.0, "pJ", "this test file", "simulated", "a made-up per-event energy")
 
 
+# Two neuron kinds: each is a class with its capabilities as attributes, and one NEURONS entry.
+class ToyLeaky(MultiStepNeuron):
+    """A leaky integrate-and-fire with a fixed leak β = 0.75 and unscaled input; reads only ``reset``
+    from the config. Its update is snnTorch's leaky one, so fused runs it and NIR exports it."""
+
+    kind = "toy_leaky"
+    config_keys = {"reset": "reset"}
+
+    def __init__(self, *, threshold: float = 1.0, **kwargs) -> None:
+        super().__init__(beta=0.75, threshold=threshold, **kwargs)
+
+
+class ToyReLU(MultiStepNeuron):
+    """A unit that does not spike (an ANN twin's ReLU): max(x, 0) per step, no state."""
+
+    kind = "toy_relu"
+    spiking = False
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(beta=0.0, **kwargs)
+
+    def run(self, x: torch.Tensor, record_mem: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
+        y = torch.relu(x)
+        return y, (y if record_mem else None)
+
+
+TOY_NEURONS = {"toy_leaky": ToyLeaky, "toy_relu": ToyReLU}
+QKF = Path(sys.executable).parent / "qkf"  # the installed console script
+
+
 def _toy_energy(profile, options) -> EnergyResult:
     from qkf_snn.hardware.profile.conventions import layer_counts
 
@@ -102,8 +145,11 @@ def toys():
         mp.setitem(FUSIONS, "toy_mean", TOY_FUSION)
         mp.setitem(CONSTANTS, "toy.event", TOY_CONSTANT)
         mp.setitem(ENERGY_MODELS, "toy_energy", _toy_energy)
+        for kind, cls in TOY_NEURONS.items():
+            mp.setitem(NEURONS, kind, cls)
         yield
     assert "toy_mean" not in FUSIONS and "toy_boxcar" not in SURROGATES and "toy_energy" not in ENERGY_MODELS
+    assert not set(TOY_NEURONS) & set(NEURONS)
 
 
 @pytest.fixture(scope="module")
@@ -205,3 +251,73 @@ def test_a_fusion_without_nir_form_is_a_listed_export_problem(toys, monkeypatch)
     kw = dict(num_classes=3, time_steps=2, audio_input_size=(16, 16), video_input_size=(16, 16))
     model = create_model("qkf_av_tiny_deploy", fusion="toy_mean", **kw)
     assert export_problems(model) == ["logits: fusion 'toy_mean' has no NIR form (no linear read-out)"]
+
+
+# --- every neuron kind (the toys included) through build, forward, profile and export -------------------
+@pytest.mark.parametrize("kind", [*NEURONS, *TOY_NEURONS])
+def test_every_neuron_kind_builds_runs_profiles_and_exports_or_is_refused(kind, toys):
+    torch.manual_seed(0)
+    enc = create_model(
+        "qkf_audio_tiny_deploy",
+        input_size=(32, 32),
+        num_classes=4,
+        time_steps=2,
+        dims=(8, 16, 16),
+        heads=(1, 1, 1),
+        neuron={"kind": kind},
+    )
+    model = UniModalClassifier(enc, "audio").eval()
+    neurons = {n: m for n, m in model.named_modules() if isinstance(m, MultiStepNeuron)}
+    assert neurons and all(type(m) is NEURONS[kind] for m in neurons.values())
+    spiking = NEURONS[kind].spiking
+    # forward: what every neuron emits, recorded by hooks, for the profile to account for exactly
+    batch = {"audio": torch.rand(3, 2, 1, 32, 32) * 4}
+    batch["audio"][0, 0, 0, :4, :4] = 1.0  # threshold ties in the stem (fires on >=)
+    emitted: dict[str, float] = {}
+    hooks = [
+        m.register_forward_hook(lambda mod, i, o, name=n: emitted.__setitem__(name, float(o.sum())))
+        for n, m in neurons.items()
+    ]
+    with torch.no_grad():
+        logits = model(batch)
+    for h in hooks:
+        h.remove()
+    assert logits.shape == (3, 4) and torch.isfinite(logits).all()
+    assert sum(emitted.values()) > 0  # not a silent network
+    # profile: every neuron layer, its output counted as the hooks saw it; synapses fed by the
+    # neurons see spikes exactly when the kind says it spikes
+    prof = profile_model(model, [batch])
+    assert {r.name: r.neuron for r in prof.neurons} == {n: kind for n in neurons}
+    for r in prof.neurons:
+        assert r.spikes * 3 == pytest.approx(emitted[r.name], rel=1e-6), r.name
+    assert ("spike" in {s.input_kind for s in prof.synapses}) == spiking
+    # NIR (the plain target: IF needs it): exported and run spike-exact, or refused with the
+    # neuron's own reason on every neuron
+    why = neuron_problem(next(iter(neurons.values())))
+    if why is None:
+        report = verify_graph(build_graph(model, target="nir"), model, [batch], check_fold=False)
+        assert report.passed and report.spike_mismatches == 0 and report.spikes_compared > 0
+    else:
+        problems = export_problems(model, target="nir")
+        assert len(problems) == len(neurons) and all(p.endswith(why) for p in problems), problems
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", [k for k in NEURONS if neuron_problem(NeuronConfig(kind=k).build())])
+def test_a_kind_without_nir_form_is_one_refusal_through_the_cli(kind, square_cache, tmp_path):
+    """A run trained with the kind; ``qkf export nir`` names every neuron and why, exit 2, no file."""
+    overrides = tiny_overrides(
+        square_cache,
+        tmp_path / "runs",
+        **{"model.name": "qkf_audio_tiny_deploy", "model.neuron": {"kind": kind}, "optim.epochs": 1},
+    )
+    best = train(compose("crema", "audio", overrides=overrides)).run_dir / "best.pt"
+    out = tmp_path / "model.nir"
+    command = [QKF, "export", "nir", str(best), "-o", str(out), "--target", "nir"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    why = neuron_problem(NeuronConfig(kind=kind).build())
+    lines = done.stderr.strip().splitlines()
+    assert lines[0].endswith(f"cannot export to NIR: {len(lines) - 1} module(s) have no NIR form")
+    assert len(lines) > 1 and all(line.strip().endswith(why) for line in lines[1:])
+    assert not out.exists()

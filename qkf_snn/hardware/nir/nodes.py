@@ -27,9 +27,8 @@ from dataclasses import dataclass
 
 import nir
 import numpy as np
-import torch
 
-from qkf_snn.models.neurons import IF, LIF, PLIF, MultiStepNeuron
+from qkf_snn.models.neurons import MultiStepNeuron
 
 DEFAULT_DT = 1.0  # one model time step; τ is then in time steps (τ = 2 for the official LIF)
 _ULP_SEARCH = 64  # how many float32 neighbours of the ideal τ / r to try
@@ -47,8 +46,11 @@ class DiscreteNeuron:
 
 
 def neuron_problem(neuron: MultiStepNeuron) -> str | None:
-    """Why this neuron has no exact NIR form, or None when it has one."""
-    if type(neuron) not in (LIF, PLIF, IF):
+    """Why this neuron has no exact NIR form, or None when it has one. Asks the neuron (``spiking``,
+    ``leaky``), not its kind: a new kind with leaky dynamics exports with no change here."""
+    if not neuron.spiking:
+        return f"neuron kind {neuron.kind!r} does not spike: NIR has no node for it"
+    if not neuron.leaky:
         return f"{type(neuron).__name__} dynamics have no NIR neuron (NIR has LIF, IF, LI, CubaLIF)"
     if neuron.reset_name != "zero":
         return (
@@ -62,12 +64,11 @@ def neuron_problem(neuron: MultiStepNeuron) -> str | None:
 
 def discrete_params(neuron: MultiStepNeuron) -> DiscreteNeuron:
     """The float32 numbers the trained neuron computes with (β clamped as snnTorch clamps it)."""
-    beta32 = neuron.beta.detach().float().clamp(0, 1)
-    if isinstance(neuron, PLIF):  # the input scale follows the learned β
-        gain = float((1.0 - beta32) if neuron.decay_input else torch.tensor(1.0))
-    else:
-        gain = neuron.input_scale
-    return DiscreteNeuron(beta=float(beta32), gain=gain, threshold=float(neuron.threshold.float()))
+    params = neuron.leaky_params()
+    if params is None:
+        raise ValueError(neuron_problem(neuron))
+    beta, gain, threshold = params
+    return DiscreteNeuron(beta=beta, gain=gain, threshold=threshold)
 
 
 def _f32(x: float | np.ndarray) -> np.float32:

@@ -33,6 +33,12 @@ KINDS: tuple[str, ...] = (SPIKE, INTEGER, REAL)  # ordered: a join takes the lat
 OUTPUT_KIND: dict[str, str] = {"neuron": SPIKE}
 
 
+def output_kind(module: Any, counter_kind: str) -> str:
+    """What ``module`` (whose counter kind is in OUTPUT_KIND) emits: a neuron that says it does not
+    spike (its ``spiking`` attribute, e.g. an ANN twin's ReLU) emits real values."""
+    return OUTPUT_KIND[counter_kind] if getattr(module, "spiking", True) else REAL
+
+
 def join(kinds: list[str]) -> str:
     """The kind of a mixture: real if any part is real, else integer if any is, else spike."""
     return max(kinds, key=KINDS.index, default=REAL)

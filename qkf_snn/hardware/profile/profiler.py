@@ -22,7 +22,7 @@ from torch.utils._pytree import tree_flatten, tree_map
 
 from qkf_snn.hardware.profile.audit import FunctionalAudit
 from qkf_snn.hardware.profile.counters import CallStats, Counter, by_sample, find_counter
-from qkf_snn.hardware.profile.kinds import KINDS, OUTPUT_KIND, REAL, SPIKE, KindTracer, join
+from qkf_snn.hardware.profile.kinds import KINDS, OUTPUT_KIND, REAL, SPIKE, KindTracer, join, output_kind
 from qkf_snn.hardware.profile.records import (
     NeuronRecord,
     OperandRecord,
@@ -237,7 +237,7 @@ class Profiler:
                     if tracer is not None and counter.kind in OUTPUT_KIND:
                         # single-step snnTorch neurons return (spk, mem): only spk is spikes
                         spikes = output[0] if isinstance(output, tuple) else output
-                        tracer.mark(spikes, OUTPUT_KIND[counter.kind])
+                        tracer.mark(spikes, output_kind(mod, counter.kind))
                     layer.record(stats, kinds)
                 finally:
                     self._busy = False

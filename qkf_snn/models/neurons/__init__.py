@@ -17,6 +17,8 @@ from qkf_snn.models.neurons.lif import (
     MultiStepNeuron,
     effective_threshold,
     make_neuron,
+    neuron_class,
+    register_neuron,
 )
 from qkf_snn.models.neurons.surrogate import (
     SURROGATES,
@@ -41,6 +43,8 @@ __all__ = [
     "SurrogateSpec",
     "effective_threshold",
     "make_neuron",
+    "neuron_class",
+    "register_neuron",
     "register_backend",
     "resolve_backend",
     "set_backend",

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from qkf_snn.errors import UserError
-from qkf_snn.models.neurons.lif import MultiStepNeuron, make_neuron
+from qkf_snn.models.neurons.lif import NEURONS, MultiStepNeuron, make_neuron, neuron_class
 
 
 @dataclass
@@ -33,7 +33,8 @@ class NeuronConfig:
     form: str | None = None
 
     def build(self, **overrides: Any) -> MultiStepNeuron:
-        """A fresh neuron module with these settings; ``overrides`` win (e.g. ``threshold=0.5``)."""
+        """A fresh neuron module with these settings; ``overrides`` win (e.g. ``threshold=0.5``). The
+        kind's class (``NEURONS``) says which fields it reads (``config_keys``)."""
         cfg = replace(self, **overrides)
         common = dict(
             threshold=cfg.threshold,
@@ -42,22 +43,14 @@ class NeuronConfig:
             surrogate_params=dict(cfg.surrogate_params),
             backend=cfg.backend,
         )
-        if cfg.kind == "lif":
-            form = {} if cfg.form is None else {"form": cfg.form}
-            return make_neuron(
-                "lif", tau=cfg.tau, decay_input=cfg.decay_input, reset=cfg.reset, **form, **common
-            )
-        if cfg.form is not None:
-            raise UserError(f"neuron form applies to kind 'lif' only (kind {cfg.kind!r} has one update)")
-        if cfg.kind == "plif":
-            return make_neuron(
-                "plif", init_tau=cfg.tau, decay_input=cfg.decay_input, reset=cfg.reset, **common
-            )
-        if cfg.kind == "if":
-            return make_neuron("if", reset=cfg.reset, **common)
-        if cfg.kind == "qif":
-            return make_neuron("qif", tau=cfg.tau, **common)
-        return make_neuron(cfg.kind, **common)  # raises the one-line unknown-neuron error
+        cls = neuron_class(cfg.kind)
+        if cfg.form is not None and "form" not in cls.config_keys:
+            lifs = " or ".join(repr(k) for k, c in NEURONS.items() if "form" in c.config_keys)
+            raise UserError(f"neuron form applies to kind {lifs} only (kind {cfg.kind!r} has one update)")
+        # A field whose default is None is unset while None: the class's own default applies.
+        unset = {f.name for f in fields(cfg) if f.default is None and getattr(cfg, f.name) is None}
+        own = {kw: getattr(cfg, key) for key, kw in cls.config_keys.items() if key not in unset}
+        return make_neuron(cfg.kind, **own, **common)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -36,7 +36,7 @@ Neuron arithmetic always runs in float32 (a bf16 input is upcast) so θ' is neve
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import ClassVar, Literal
 
 import snntorch as snn
 import torch
@@ -49,7 +49,7 @@ Reset = Literal["zero", "subtract", "none"]
 Comparator = Literal["ge", "gt"]
 Form = Literal["spikingjelly", "snntorch"]
 FORMS = ("spikingjelly", "snntorch")
-NeuronKind = Literal["lif", "plif", "if", "qif"]
+NeuronKind = str  # a key of NEURONS
 
 
 def effective_threshold(threshold: float, comparator: Comparator) -> torch.Tensor:
@@ -63,10 +63,22 @@ def effective_threshold(threshold: float, comparator: Comparator) -> torch.Tenso
 
 
 class MultiStepNeuron(snn.Leaky):
-    """Base of our neurons: snnTorch ``Leaky`` with keyword-only settings and a multi-step forward."""
+    """Base of our neurons: snnTorch ``Leaky`` with keyword-only settings and a multi-step forward.
 
-    kind: str = "lif"
+    A neuron kind is one subclass registered with :func:`register_neuron`; what the rest of the
+    package asks about a kind is a class attribute or method here, so nothing tests the kind's name:
+    ``kind`` (its key in ``NEURONS`` and in recipes), ``config_keys`` (which ``NeuronConfig`` fields
+    it reads, and as which keyword), ``spiking`` (the profiler's output kind), :meth:`leaky_params`
+    (the update NIR export maps onto ``LIF`` / ``IF``; ``None``: no NIR form).
+    """
+
+    kind: ClassVar[str] = "lif"
     form: Form = "snntorch"  # LIF may switch to "spikingjelly"; see the module doc
+    # NeuronConfig field -> constructor keyword, beyond threshold, comparator, surrogate(_params) and
+    # backend, which every kind takes. NeuronConfig.build passes only these (others are not read).
+    config_keys: ClassVar[dict[str, str]] = {}
+    # Emits 0/1 spikes: the profiler marks its output as spikes (events), else as real values.
+    spiking: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -136,6 +148,23 @@ class MultiStepNeuron(snn.Leaky):
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         return self.run(x, record_mem=False)[0]
 
+    @property
+    def leaky(self) -> bool:
+        """True when the update is snnTorch's leaky one (see the module doc): ``U = β·(1 − R)·U + s·X``
+        (or the SpikingJelly expression of the same LIF) with 0/1 spikes; QIF's quadratic term is not."""
+        return self.spiking and type(self)._base_state_function is snn.Leaky._base_state_function
+
+    def leaky_params(self) -> tuple[float, float, float] | None:
+        """``(β, s, θ')`` in float32 (β clamped as snnTorch clamps it) when :attr:`leaky`, else None:
+        the numbers an exporter maps onto a discrete LIF / IF (scalar β and θ' only)."""
+        if not self.leaky:
+            return None
+        beta32 = self.beta.detach().float().clamp(0, 1)
+        return float(beta32), self._leaky_gain(beta32), float(self.threshold.float())
+
+    def _leaky_gain(self, beta32: torch.Tensor) -> float:
+        return self.input_scale
+
     def extra_repr(self) -> str:
         return (
             f"kind={self.kind}, form={self.form}, beta={self.beta.item():.4g},"
@@ -155,6 +184,7 @@ class LIF(MultiStepNeuron):
     """
 
     kind = "lif"
+    config_keys = {"tau": "tau", "decay_input": "decay_input", "reset": "reset", "form": "form"}
 
     def __init__(
         self,
@@ -210,6 +240,7 @@ class PLIF(MultiStepNeuron):
     """
 
     kind = "plif"
+    config_keys = {"tau": "init_tau", "decay_input": "decay_input", "reset": "reset"}
 
     def __init__(
         self, *, init_tau: float = 2.0, decay_input: bool = True, threshold: float = 1.0, **kwargs
@@ -224,11 +255,15 @@ class PLIF(MultiStepNeuron):
             return x
         return x * (1.0 - self.beta.clamp(0, 1))
 
+    def _leaky_gain(self, beta32: torch.Tensor) -> float:  # the input scale follows the learned β
+        return float((1.0 - beta32) if self.decay_input else torch.tensor(1.0))
+
 
 class IF(MultiStepNeuron):
     """Integrate-and-fire: U = U + X (β = 1, no leak)."""
 
     kind = "if"
+    config_keys = {"reset": "reset"}
 
     def __init__(self, *, threshold: float = 1.0, **kwargs) -> None:
         super().__init__(beta=1.0, threshold=threshold, **kwargs)
@@ -243,6 +278,7 @@ class QIF(MultiStepNeuron):
     """
 
     kind = "qif"
+    config_keys = {"tau": "tau"}
 
     def __init__(
         self,
@@ -271,14 +307,31 @@ class QIF(MultiStepNeuron):
         return qif + super().extra_repr()
 
 
-NEURONS: dict[str, type[MultiStepNeuron]] = {"lif": LIF, "plif": PLIF, "if": IF, "qif": QIF}
+# The neuron-kind table: kind -> class. Everything else asks the class (see MultiStepNeuron).
+NEURONS: dict[str, type[MultiStepNeuron]] = {}
+
+
+def register_neuron(cls: type[MultiStepNeuron]) -> type[MultiStepNeuron]:
+    """Add a neuron kind under ``cls.kind`` (usable as a class decorator)."""
+    NEURONS[cls.kind] = cls
+    return cls
+
+
+for _cls in (LIF, PLIF, IF, QIF):
+    register_neuron(_cls)
+
+
+def neuron_class(kind: NeuronKind) -> type[MultiStepNeuron]:
+    """The class of neuron kind ``kind``; one line naming the choices when there is none."""
+    if kind not in NEURONS:
+        raise UserError(f"unknown neuron {kind!r}; choose one of {', '.join(NEURONS)}")
+    return NEURONS[kind]
 
 
 def make_neuron(kind: NeuronKind = "lif", *, surrogate: str = "sigmoid", **params) -> MultiStepNeuron:
     """Build a multi-step neuron by name: ``make_neuron("lif", tau=2.0, threshold=0.5)``."""
-    if kind not in NEURONS:
-        raise UserError(f"unknown neuron {kind!r}; choose one of {', '.join(NEURONS)}")
+    cls = neuron_class(kind)
     try:
-        return NEURONS[kind](surrogate=surrogate, **params)
+        return cls(surrogate=surrogate, **params)
     except TypeError as err:  # an argument this neuron does not take
         raise UserError(f"neuron {kind!r}: {err}") from None
