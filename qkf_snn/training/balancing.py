@@ -24,8 +24,9 @@ seeded by (seed, step), so every rank applies the same modulation to its (alread
 and the replicas stay identical.
 
 Unimodal auxiliary losses: ``aux_weight · (CE(audio head) + CE(video head))`` keeps each encoder
-learning a classifier of its own (see :func:`balanced_loss`). With ``aux_weight = 0`` the loop still
-trains the heads, on detached features (linear probes), so per-modality accuracy is always reported.
+learning a classifier of its own (:class:`UnimodalCE`, one loss term per head). With ``aux_weight = 0``
+the loop still trains the heads, on detached features (linear probes), so per-modality accuracy is
+always reported.
 """
 
 from __future__ import annotations
@@ -37,8 +38,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from qkf_snn.training.config import BalanceConfig
+from qkf_snn.training.config import BalanceConfig, TrainConfig
 from qkf_snn.training.distributed import all_reduce_sum
+from qkf_snn.training.terms import LossTerm
 
 
 @dataclass
@@ -132,20 +134,31 @@ def ogm_active(cfg: BalanceConfig, epoch: int) -> bool:
     return cfg.ogm_ge and cfg.start_epoch <= epoch <= cfg.end_epoch
 
 
-def balanced_loss(
-    outputs: dict[str, torch.Tensor],
-    labels: torch.Tensor,
-    *,
-    modalities: tuple[str, ...],
-    aux_weight: float,
-    label_smoothing: float,
-) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """CE of the fused logits plus ``aux_weight`` × the unimodal heads' CE (AV models). The
-    auxiliary terms are always in the graph (weight 0 when off), so DDP sees every head used."""
-    terms = {"ce": F.cross_entropy(outputs["logits"].float(), labels, label_smoothing=label_smoothing)}
-    loss = terms["ce"]
-    if len(modalities) > 1:
-        for m in modalities:
-            terms[f"ce_{m}"] = F.cross_entropy(outputs[m].float(), labels, label_smoothing=label_smoothing)
-            loss = loss + aux_weight * terms[f"ce_{m}"]
-    return loss, terms
+class UnimodalCE(LossTerm):
+    """``weight · CE(modality head)``: keeps an encoder learning a classifier of its own (on detached
+    features when the heads are linear probes). Logged as ``ce_<modality>``."""
+
+    def __init__(self, modality: str, weight: float, label_smoothing: float) -> None:
+        self.name, self.modality = f"ce_{modality}", modality
+        self.weight, self.label_smoothing = weight, label_smoothing
+
+    def __call__(self, outputs, batch) -> tuple[torch.Tensor, dict[str, float]]:
+        ce = F.cross_entropy(
+            outputs[self.modality].float(), batch["label"], label_smoothing=self.label_smoothing
+        )
+        return self.weight * ce, {self.name: ce.item()}
+
+
+def trains_probe_heads(cfg: TrainConfig, model: nn.Module) -> bool:
+    """With aux_weight 0, an AV model's unimodal heads still train, as linear probes on detached
+    features: per-modality accuracy is reported without the heads steering the encoders."""
+    return len(model.modalities) > 1 and cfg.balance.aux_weight == 0 and getattr(model, "probe_heads", False)
+
+
+def unimodal_terms(cfg: TrainConfig, model: nn.Module) -> list[LossTerm]:
+    """The auxiliary terms of an AV model: always in the graph (weight 0 when off), so DDP sees every
+    head used; weight 1 on the probe heads' detached features."""
+    if len(model.modalities) < 2:
+        return []
+    weight = 1.0 if trains_probe_heads(cfg, model) else cfg.balance.aux_weight
+    return [UnimodalCE(m, weight, cfg.optim.label_smoothing) for m in model.modalities]

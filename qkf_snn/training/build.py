@@ -6,6 +6,7 @@ arguments given to ``create_model``), so a checkpoint rebuilds it without the re
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,7 +16,9 @@ from qkf_snn.errors import UserError
 from qkf_snn.models import QKFormer, UniModalClassifier, create_model
 from qkf_snn.models.fusion import FUSIONS, AVClassifier
 from qkf_snn.models.zoo import seed_sizes
+from qkf_snn.training.balancing import unimodal_terms
 from qkf_snn.training.config import TrainConfig, _plain
+from qkf_snn.training.terms import LossTerm
 
 
 @dataclass
@@ -117,3 +120,13 @@ def check_model_fits(model: nn.Module, info: DataInfo, source: str) -> None:
     classes = getattr(head, "out_features", None)
     if classes is not None and classes != info.num_classes:
         raise UserError(f"{source}: the model predicts {classes} classes, the data has {info.num_classes}")
+
+
+# The loss terms a configuration asks for, one factory per entry: (config, built model) -> terms, added
+# to the objective in this order, before any passed to train(). A new built-in term is one entry here.
+TERM_FACTORIES: list[Callable[[TrainConfig, nn.Module], list[LossTerm]]] = [unimodal_terms]
+
+
+def loss_terms(cfg: TrainConfig, model: nn.Module) -> list[LossTerm]:
+    """The built-in loss terms of a run (see terms.py)."""
+    return [term for factory in TERM_FACTORIES for term in factory(cfg, model)]

@@ -15,6 +15,7 @@ import json
 import math
 import signal
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,8 +30,10 @@ from qkf_snn.errors import RunStopped, UserError
 from qkf_snn.io import FolderLock, atomic_write_bytes, check_destination, remove_stale_temps, writing
 from qkf_snn.models import recalibrate_bn
 from qkf_snn.training import determinism, distributed
-from qkf_snn.training.balancing import Modulation, apply_ogm_ge, balanced_loss, ogm_active
+from qkf_snn.training import terms as loss_terms
+from qkf_snn.training.balancing import Modulation, apply_ogm_ge, ogm_active, trains_probe_heads
 from qkf_snn.training.build import DataInfo, check_model_fits, model_spec
+from qkf_snn.training.build import loss_terms as builtin_terms
 from qkf_snn.training.checkpoint import load_state, read_checkpoint, rng_state, save_checkpoint, set_rng_state
 from qkf_snn.training.config import TrainConfig, save_config
 from qkf_snn.training.data import build_dataset, make_loader, per_rank_batch, to_device
@@ -38,6 +41,7 @@ from qkf_snn.training.logging import RunLogger
 from qkf_snn.training.metrics import ClassificationMetrics
 from qkf_snn.training.plots import plot_confusion, plot_curves
 from qkf_snn.training.progress import EpochProgress
+from qkf_snn.training.terms import LossTerm
 
 # Settings that may change between a run and its resumption: where things are and how they are shown.
 RESUMABLE_CHANGES = {
@@ -77,6 +81,7 @@ class TrainState:
     correct: int = 0
     seen: int = 0
     coeff_sums: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])  # audio, video, batches
+    term_sums: dict[str, float] = field(default_factory=dict)  # the loss terms' step scalars × samples
 
 
 @dataclass
@@ -91,9 +96,15 @@ class TrainResult:
 
 
 def train(
-    cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False, console: Console | None = None
+    cfg: TrainConfig,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    console: Console | None = None,
+    terms: Sequence[LossTerm] = (),
 ) -> TrainResult:
-    """Train ``cfg``; under torchrun every process calls this and rank 0 does all file I/O."""
+    """Train ``cfg``; under torchrun every process calls this and rank 0 does all file I/O. ``terms``
+    are added to the objective after the built-in ones (see terms.py)."""
     was_deterministic = torch.are_deterministic_algorithms_enabled()
     determinism.setup(cfg.run.threads, cfg.run.deterministic, cfg.run.cpu_isa)
     check_destination(cfg.run_dir, "run directory", "dir")
@@ -102,7 +113,7 @@ def train(
     lock = FolderLock(cfg.run_dir, "run directory", "wait for that run to end, or choose another --name")
     try:
         with writing(cfg.run_dir):
-            return _train(cfg, dist, lock, resume=resume, overwrite=overwrite, console=console)
+            return _train(cfg, dist, lock, resume=resume, overwrite=overwrite, console=console, terms=terms)
     finally:
         lock.release()
         distributed.teardown()
@@ -110,7 +121,14 @@ def train(
 
 
 def _train(
-    cfg: TrainConfig, dist: distributed.DistInfo, lock: FolderLock, *, resume: bool, overwrite: bool, console
+    cfg: TrainConfig,
+    dist: distributed.DistInfo,
+    lock: FolderLock,
+    *,
+    resume: bool,
+    overwrite: bool,
+    console,
+    terms: Sequence[LossTerm],
 ) -> TrainResult:
     device, main = dist.device, dist.is_main
     run_dir, last_path, best_path = cfg.run_dir, cfg.run_dir / "last.pt", cfg.run_dir / "best.pt"
@@ -156,6 +174,10 @@ def _train(
     optimizer = make_optimizer(model, cfg)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, WarmupCosine.of(cfg, steps_per_epoch))
     state = TrainState()
+    terms = [*builtin_terms(cfg, model), *terms]
+    loss_terms.check_names(terms)
+    for term in terms:
+        term.attach(model)
 
     # --- resume: every state dict, the RNGs and the position in the epoch ------------------------------
     if ckpt is not None:
@@ -172,6 +194,7 @@ def _train(
         scaler.load_state_dict(ckpt["scaler"])
         set_rng_state(ckpt["rng"])
         state = TrainState(**ckpt["state"])
+        loss_terms.load_states(terms, ckpt.get("terms"), last_path)
         show.print(
             f"resumed {last_path} at epoch {state.epoch + 1}, batch {state.batch_in_epoch}, step {state.step}"
         )
@@ -200,7 +223,8 @@ def _train(
                 "batch_in_epoch": state.batch_in_epoch, "metrics": metrics or {}}  # fmt: skip
         if kind == "last":
             base.update(optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
-                        scaler=scaler.state_dict(), rng=rng_state(), state=asdict(state))  # fmt: skip
+                        scaler=scaler.state_dict(), rng=rng_state(), state=asdict(state),
+                        terms=loss_terms.states(terms))  # fmt: skip
         return base
 
     def save_last() -> None:
@@ -214,10 +238,7 @@ def _train(
 
     # DDP wraps a module whose forward returns every output the loss needs (forward_all, and each
     # modality's share of the fused logits for OGM-GE), so gradient sync sees one forward call.
-    # With aux_weight 0 the unimodal heads of a model with a fusion head still train, as linear probes
-    # on detached features: per-modality accuracy is reported without the heads steering the encoders.
-    probe = len(modalities) > 1 and cfg.balance.aux_weight == 0 and getattr(model, "probe_heads", False)
-    aux_weight = 1.0 if probe else cfg.balance.aux_weight
+    probe = trains_probe_heads(cfg, model)
     step_model: nn.Module = _TrainForward(model, parts=len(modalities) > 1, probe=probe)
     if dist.enabled:
         step_model = DistributedDataParallel(
@@ -248,8 +269,9 @@ def _train(
                 y = batch_data["label"].to(device)
                 with autocast():
                     out = step_model(x)
-                loss, terms = balanced_loss(out, y, modalities=modalities, aux_weight=aux_weight,
-                                            label_smoothing=cfg.optim.label_smoothing)  # fmt: skip
+                loss, ce, logged = loss_terms.objective(
+                    out, {**x, "label": y}, terms, cfg.optim.label_smoothing
+                )
                 # Stop before any update if the loss is not finite on any rank, or a signal came.
                 flags = distributed.all_reduce_sum(
                     torch.tensor([float(not torch.isfinite(loss)), stop.flag], device=device)
@@ -275,7 +297,10 @@ def _train(
                 state.batch_in_epoch += 1
                 n, loss_value = y.numel(), loss.item()
                 state.loss_sum += loss_value * n
-                state.ce_sum += terms["ce"].item() * n
+                ce_value = ce.item()
+                state.ce_sum += ce_value * n
+                for key, value in logged.items():
+                    state.term_sums[key] = state.term_sums.get(key, 0.0) + value * n
                 state.correct += int((out["logits"].argmax(-1) == y).sum())
                 state.seen += n
                 c = state.coeff_sums
@@ -288,7 +313,7 @@ def _train(
                         "loss": loss_value,
                         "lr": scheduler.get_last_lr()[0],
                     }
-                    record.update({k: v.item() for k, v in terms.items()})
+                    record.update(ce=ce_value, **logged)
                     if len(modalities) > 1 and cfg.balance.ogm_ge:
                         record.update(ogm_coeff_audio=mod.coeff_audio, ogm_coeff_video=mod.coeff_video,
                                       ogm_ratio_audio=mod.ratio_audio)  # fmt: skip
@@ -302,19 +327,21 @@ def _train(
             show.stop()
 
             # --- end of epoch: reduce train sums, validate, select, log, checkpoint -----------------------
+            term_keys = sorted(state.term_sums)
             sums = distributed.all_reduce_sum(
                 torch.tensor(
-                    [state.loss_sum, state.correct, state.seen, state.ce_sum],
+                    [state.loss_sum, state.correct, state.seen, state.ce_sum,
+                     *(state.term_sums[k] for k in term_keys)],
                     dtype=torch.float64,
                     device=device,
                 )
-            )
+            )  # fmt: skip
             if cfg.run.bn_recalibration:
                 calib_loader.sampler.set_epoch(0)
                 calib = itertools.islice(calib_loader, cfg.run.bn_recalibration)
                 recalibrate_bn(model, (to_device(b, modalities, device) for b in calib))
             distributed.broadcast_buffers(model)  # BN statistics of rank 0 on every rank
-            val = evaluate(model, val_loader, info.num_classes, modalities, device, autocast)
+            val = evaluate(model, val_loader, info.num_classes, modalities, device, autocast, terms)
             improved = val["acc"] > state.best_acc or (
                 val["acc"] == state.best_acc and val["loss"] < state.best_loss
             )
@@ -330,9 +357,19 @@ def _train(
             if len(modalities) > 1 and cfg.balance.ogm_ge:
                 c = state.coeff_sums
                 record.update(ogm_coeff_audio=c[0] / max(c[2], 1), ogm_coeff_video=c[1] / max(c[2], 1))
+            means = {k: v / max(sums[2], 1) for k, v in zip(term_keys, sums[4:], strict=True)}
+            loss_terms.merge(record, means, "loss terms", prefix="train_")  # step scalars, per sample
+            record.update(
+                {f"val_{k}": v for k, v in val.items() if isinstance(v, float) and f"val_{k}" not in record}
+            )
+            epoch_keys: list[str] = []
+            for term in terms:
+                scalars = term.end_of_epoch(dict(record))
+                loss_terms.merge(record, scalars, f"loss term {term.name!r}")
+                epoch_keys += scalars
             state.epoch, state.batch_in_epoch = epoch + 1, 0
             state.loss_sum, state.ce_sum, state.correct, state.seen = 0.0, 0.0, 0, 0
-            state.coeff_sums = [0.0, 0.0, 0.0]
+            state.coeff_sums, state.term_sums = [0.0, 0.0, 0.0], {}
             if improved:
                 state.best_epoch, state.best_acc, state.best_loss, state.bad_epochs = (
                     epoch,
@@ -349,7 +386,7 @@ def _train(
             logger.epoch(record)
             show.epoch_line(record, cfg.optim.epochs)
             if main:
-                plot_curves(state.history, run_dir / "curves.png", f"{cfg.run_name}")
+                plot_curves(state.history, run_dir / "curves.png", f"{cfg.run_name}", epoch_keys)
             save_last()
             if state.stopped_early:
                 show.print(f"early stop: no better validation accuracy for {cfg.run.patience} epochs")
@@ -358,7 +395,7 @@ def _train(
     distributed.barrier()
     best = read_checkpoint(best_path)
     load_state(model, best["model"], f"checkpoint {best_path}")
-    test = evaluate(model, test_loader, info.num_classes, modalities, device, autocast)
+    test = evaluate(model, test_loader, info.num_classes, modalities, device, autocast, terms)
     result = TrainResult(
         run_dir, state.best_epoch, best["metrics"], test, state.epoch, state.stopped_early, model
     )
@@ -372,6 +409,8 @@ def _train(
             "steps": state.step, "val": best["metrics"], "test": test, "class_names": info.class_names,
             "model": spec.to_dict(), "environment": numerics,
         }  # fmt: skip
+        if terms:
+            summary["loss_terms"] = [t.name for t in terms]
         atomic_write_bytes(run_dir / "results.json", (json.dumps(summary, indent=1) + "\n").encode())
         for split, metrics in (("val", best["metrics"]), ("test", test)):
             title = f"{cfg.run_name} {split} (best epoch {state.best_epoch + 1}): acc {metrics['acc']:.1%}"
@@ -397,17 +436,24 @@ def evaluate(
     modalities: tuple[str, ...],
     device: torch.device,
     autocast: Any = contextlib.nullcontext,
+    terms: Sequence[LossTerm] = (),
 ) -> dict[str, Any]:
-    """Metrics of ``model`` (eval mode) over a loader; CE without label smoothing as the loss."""
+    """Metrics of ``model`` (eval mode) over a loader; CE without label smoothing as the loss. Each
+    loss term's ``evaluate_end`` scalars join the metrics under their own keys."""
     model.eval()
     metrics = ClassificationMetrics(num_classes, modalities if len(modalities) > 1 else (), device)
     loader.sampler.set_epoch(0)
+    for term in terms:
+        term.evaluate_begin()
     for batch in loader:
         x, y = to_device(batch, modalities, device), batch["label"].to(device)
         with autocast():
             out = model.forward_all(x)
         metrics.update(out, y, F.cross_entropy(out["logits"].float(), y))
-    return metrics.compute()
+    result = metrics.compute()
+    for term in terms:
+        loss_terms.merge(result, term.evaluate_end(), f"loss term {term.name!r}")
+    return result
 
 
 def mixed_precision(amp: str, device: torch.device) -> tuple[str, Any]:

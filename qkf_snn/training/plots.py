@@ -14,12 +14,15 @@ import matplotlib.pyplot as plt  # noqa: E402
 from qkf_snn.io import atomic_savefig  # noqa: E402
 
 
-def plot_curves(history: Sequence[dict[str, Any]], path: Path, title: str = "") -> None:
-    """Loss (train objective, validation CE), accuracy (train, validation, per modality), lr."""
+def plot_curves(
+    history: Sequence[dict[str, Any]], path: Path, title: str = "", extra: Sequence[str] = ()
+) -> None:
+    """Loss (train objective, validation CE), accuracy (train, validation, per modality), lr; and, given
+    ``extra`` keys of the records (the loss terms' epoch scalars), a fourth panel with those."""
     if not history:
         return
     epochs = [h["epoch"] for h in history]
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    fig, axes = plt.subplots(1, 4 if extra else 3, figsize=(17 if extra else 13, 3.6))
     ax = axes[0]
     ax.plot(epochs, [h["train_loss"] for h in history], label="train (objective)")
     ax.plot(epochs, [h["val_loss"] for h in history], label="val (CE)")
@@ -42,6 +45,13 @@ def plot_curves(history: Sequence[dict[str, Any]], path: Path, title: str = "") 
     ax.plot(epochs, [h["lr"] for h in history])
     ax.set_xlabel("epoch")
     ax.set_ylabel("learning rate (end of epoch)")
+    if extra:
+        ax = axes[3]
+        for key in extra:
+            ax.plot(epochs, [h.get(key, float("nan")) for h in history], label=key)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("loss terms")
+        ax.legend(fontsize=8)
     if title:
         fig.suptitle(title)
     fig.tight_layout()

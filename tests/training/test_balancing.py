@@ -8,18 +8,27 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from qkf_snn.models import create_model
+from qkf_snn.models import UniModalClassifier, create_model
 from qkf_snn.training.balancing import (
+    UnimodalCE,
     apply_ogm_ge,
-    balanced_loss,
     modality_scores,
     modulate_gradients,
     modulated_parameters,
     ogm_active,
     ogm_coefficients,
+    unimodal_terms,
 )
 from qkf_snn.training.config import BalanceConfig, compose
 from qkf_snn.training.loop import WarmupCosine, make_optimizer
+from qkf_snn.training.terms import objective
+
+
+def balanced_loss(out, y, *, aux_weight, label_smoothing=0.0):
+    """The objective of an AV training step: fused CE plus the unimodal heads' terms."""
+    terms = [UnimodalCE(m, aux_weight, label_smoothing) for m in ("audio", "video")]
+    loss, ce, logged = objective(out, {"label": y}, terms, label_smoothing)
+    return loss, {"ce": ce.item(), **logged}
 
 
 def test_dominant_modality_is_slowed_by_one_minus_tanh_alpha_rho():
@@ -68,7 +77,7 @@ def test_apply_ogm_ge_touches_only_the_dominant_encoders_weights():
     model = create_model("qkf_av_tiny", num_classes=3, input_size=(16, 16), time_steps=2)
     x, y = _av_batch(model)
     out = model.forward_all(x, parts=True)
-    loss, _ = balanced_loss(out, y, modalities=("audio", "video"), aux_weight=1.0, label_smoothing=0.0)
+    loss, _ = balanced_loss(out, y, aux_weight=1.0)
     loss.backward()
     before = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
     s_a, s_v = modality_scores(out, y)
@@ -97,7 +106,7 @@ def test_step_target_scales_the_dominant_encoders_learning_rate_for_one_step():
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, WarmupCosine.of(cfg, steps_per_epoch=10))
     x, y = _av_batch(model)
     out = model.forward_all(x, parts=True)
-    balanced_loss(out, y, modalities=("audio", "video"), aux_weight=0.0, label_smoothing=0.0)[0].backward()
+    balanced_loss(out, y, aux_weight=0.0)[0].backward()
     grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
     lrs = [g["lr"] for g in optimizer.param_groups]
     mod = apply_ogm_ge(
@@ -122,13 +131,33 @@ def test_balanced_loss_is_fused_ce_plus_weighted_unimodal_ces():
     torch.manual_seed(0)
     out = {k: torch.randn(5, 4) for k in ("logits", "audio", "video")}
     y = torch.tensor([0, 1, 2, 3, 0])
-    loss, terms = balanced_loss(out, y, modalities=("audio", "video"), aux_weight=0.5, label_smoothing=0.1)
+    loss, logged = balanced_loss(out, y, aux_weight=0.5, label_smoothing=0.1)
     ce = lambda z: F.cross_entropy(z, y, label_smoothing=0.1)  # noqa: E731
-    torch.testing.assert_close(loss, ce(out["logits"]) + 0.5 * (ce(out["audio"]) + ce(out["video"])))
-    assert set(terms) == {"ce", "ce_audio", "ce_video"}
-    uni, terms = balanced_loss(out, y, modalities=("audio",), aux_weight=0.0, label_smoothing=0.1)
-    torch.testing.assert_close(uni, ce(out["logits"]))
-    assert set(terms) == {"ce"}
+    # exactly, in the order the loop has always added them
+    assert torch.equal(loss, ce(out["logits"]) + 0.5 * ce(out["audio"]) + 0.5 * ce(out["video"]))
+    assert logged == {"ce": ce(out["logits"]).item(), "ce_audio": ce(out["audio"]).item(),
+                      "ce_video": ce(out["video"]).item()}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("fusion", "aux_weight", "weights"),
+    [("concat", 0.5, [0.5, 0.5]), ("concat", 0.0, [1.0, 1.0]), ("sum", 0.0, [0.0, 0.0]), (None, 0.0, [])],
+)
+def test_the_built_in_terms_are_one_unimodal_ce_per_head(fusion, aux_weight, weights):
+    """AV: one term per head, weight aux_weight, or 1 on the probe heads' detached features when it is 0
+    (so per-modality accuracy is always reported; ``sum`` fusion has no separate heads to probe); a
+    single modality has none."""
+    from qkf_snn.training.build import loss_terms
+
+    if fusion is None:
+        model = UniModalClassifier(create_model("qkf_audio_tiny", num_classes=3, time_steps=2), "audio")
+        cfg = compose("ave", "audio")
+    else:
+        model = create_model("qkf_av_tiny", num_classes=3, input_size=(16, 16), time_steps=2, fusion=fusion)
+        cfg = compose("ave", "av", overrides={"balance.aux_weight": aux_weight, "model.fusion": fusion})
+    terms = loss_terms(cfg, model)
+    assert [t.weight for t in terms] == weights == [t.weight for t in unimodal_terms(cfg, model)]
+    assert [t.name for t in terms] == ["ce_audio", "ce_video"][: len(weights)]
 
 
 def test_warmup_then_cosine_to_min_lr():
