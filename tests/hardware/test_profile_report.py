@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import json
 import re
+from pathlib import Path
 
 import pytest
 import torch
+from rich.console import Console
 
 from qkf_snn.errors import UserError
 from qkf_snn.hardware.profile import CountOptions, Profile, load_report, markdown, profile_model, write_report
@@ -72,3 +75,47 @@ def test_load_report_rejects_other_files(tmp_path):
         load_report(other)
     with pytest.raises(UserError, match="not a readable profile JSON"):
         load_report(tmp_path / "missing.json")
+
+
+# --- the report files, byte for byte ------------------------------------------------------------------
+# data/profile_report holds a fixed profile (a tiny audio QKFormer with SSA products, plus one made-up
+# unattributed row whose reason contains a '|') and the report files the single-module report.py wrote
+# for it before it was split into document / render / terminal / report: the split changed no byte.
+GOLDEN = Path(__file__).parent / "data" / "profile_report"
+GOLDEN_META = {"model_name": "golden", "split": "val", "checkpoint": "best.pt"}
+
+
+def _volatile(text: str) -> str:
+    """The document's creation time and versions blanked (they are the only fields that may differ)."""
+    return re.sub(r'"(created|qkf_snn_version|torch_version)": "[^"]*"', r'"\1": "…"', text)
+
+
+@pytest.fixture
+def golden_tables(monkeypatch):
+    """The energy models and constants the goldens were written with (entries added since are left out
+    here, so a new table entry does not change these files; a changed old one does)."""
+    doc = json.loads((GOLDEN / "profile.json").read_text())
+    for table, kept in ((ENERGY_MODELS, doc["energy"]["models"]), (CONSTANTS, doc["energy"]["constants"])):
+        for key in set(table) - set(kept):
+            monkeypatch.delitem(table, key)
+    assert set(ENERGY_MODELS) == set(doc["energy"]["models"]) and set(CONSTANTS) == set(
+        doc["energy"]["constants"]
+    )
+    return json.loads((GOLDEN / "measurements.json").read_text())
+
+
+@pytest.mark.parametrize("variant", ["", "-audited", "-unaudited"])
+def test_report_files_are_byte_identical_to_the_golden_ones(variant, golden_tables, tmp_path):
+    data = golden_tables
+    if variant:  # the other two forms of the Unattributed section
+        data = {**data, "unattributed": [], "audited": variant == "-audited"}
+    paths = write_report(
+        Profile.from_dict(data), tmp_path, CountOptions(first_layer="once"), GOLDEN_META, plots=False
+    )
+    assert paths["markdown"].read_bytes() == (GOLDEN / f"profile{variant}.md").read_bytes()
+    if not variant:
+        assert _volatile(paths["json"].read_text()) == (GOLDEN / "profile.json").read_text()
+        console = Console(file=io.StringIO(), width=160, color_system=None, force_terminal=False)
+        for table in rich_tables(load_report(paths["json"])):
+            console.print(table)
+        assert console.file.getvalue() == (GOLDEN / "terminal.txt").read_text()
