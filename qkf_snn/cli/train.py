@@ -1,4 +1,7 @@
-"""`qkf train` and `qkf eval`: parse options into config overrides, call the training layer."""
+"""`qkf train` and `qkf eval`: parse options into config overrides, call the training layer.
+
+Each option of `qkf train` names the config key it sets (``Key("optim.lr")``); see
+``qkf_snn/cli/options.py`` for how to add one."""
 
 from __future__ import annotations
 
@@ -11,25 +14,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from qkf_snn.cli.options import Key, config_options, overrides
 from qkf_snn.datasets.registry import DATASETS
-
-# Options left unset (None) keep the recipe's value; each maps to one dotted config key.
-OPTION_KEYS: dict[str, str] = {
-    "model": "model.name", "size": "model.size", "embed_dims": "model.embed_dims", "dims": "model.dims",
-    "depths": "model.depths", "num_heads": "model.heads", "mlp_ratio": "model.mlp_ratio",
-    "neuron": "model.neuron.kind", "tau": "model.neuron.tau", "surrogate": "model.neuron.surrogate",
-    "backend": "model.neuron.backend", "fusion": "model.fusion", "fusion_stage": "model.fusion_stage",
-    "time_steps": "data.time_steps", "batch_size": "data.batch_size", "workers": "data.workers",
-    "augment": "data.augment", "epochs": "optim.epochs", "lr": "optim.lr", "min_lr": "optim.min_lr",
-    "weight_decay": "optim.weight_decay", "warmup_epochs": "optim.warmup_epochs",
-    "label_smoothing": "optim.label_smoothing", "grad_clip": "optim.grad_clip", "ogm_ge": "balance.ogm_ge",
-    "ogm_alpha": "balance.alpha", "ogm_start": "balance.start_epoch", "ogm_end": "balance.end_epoch",
-    "aux_weight": "balance.aux_weight", "seed": "run.seed", "patience": "run.patience", "amp": "run.amp",
-    "device": "run.device", "out": "run.out", "name": "run.name", "checkpoint_every": "run.checkpoint_every",
-    "progress": "run.progress", "threads": "run.threads", "energy_weight": "energy.weight",
-    "energy_budget": "energy.budget", "energy_model": "energy.model",
-}  # fmt: skip
-
 
 # --- multi-value options ----------------------------------------------------------------------------
 # The research code's argparse options take several values (`--num-heads 2 4 6`, nargs='+'); a click
@@ -83,11 +69,17 @@ def join_multi_values(argv: list[str]) -> list[str]:
     return joined
 
 
+@config_options(
+    "qkf_snn.training.config:TrainConfig",
+    plain=("dataset", "modality", "config", "resume", "overwrite", "set_"),
+)
 def train(
     dataset: Annotated[str, typer.Argument(help=", ".join(DATASETS) + ".", show_default=False)],
     modality: Annotated[str, typer.Option(help="audio, video or av.")] = "av",
     data: Annotated[
-        Path | None, typer.Option("--data", "--data-path", help="Prepared cache (`qkf data prepare --out`).")
+        Path | None,
+        typer.Option("--data", "--data-path", help="Prepared cache (`qkf data prepare --out`)."),
+        Key("data.dir"),
     ] = None,
     config: Annotated[
         Path | None,
@@ -100,74 +92,132 @@ def train(
     model: Annotated[
         str | None,
         typer.Option(help="Registered model (default qkf_<modality>_<size>); qkf_snn: the seed's size."),
+        Key("model.name"),
     ] = None,
-    size: Annotated[str | None, typer.Option(help="tiny or small (the seed's size).")] = None,
-    embed_dims: Annotated[int | None, typer.Option(help="Last stage width E (stages E/4, E/2, E).")] = None,
-    dims: Dims = None,
-    depths: Depths = None,
-    num_heads: Heads = None,
-    mlp_ratio: Annotated[float | None, typer.Option(help="MLP hidden width / stage width.")] = None,
+    size: Annotated[
+        str | None, typer.Option(help="tiny or small (the seed's size)."), Key("model.size")
+    ] = None,
+    embed_dims: Annotated[
+        int | None, typer.Option(help="Last stage width E (stages E/4, E/2, E)."), Key("model.embed_dims")
+    ] = None,
+    dims: Annotated[Dims, Key("model.dims")] = None,
+    depths: Annotated[Depths, Key("model.depths")] = None,
+    num_heads: Annotated[Heads, Key("model.heads")] = None,
+    mlp_ratio: Annotated[
+        float | None, typer.Option(help="MLP hidden width / stage width."), Key("model.mlp_ratio")
+    ] = None,
     time_steps: Annotated[
-        int | None, typer.Option("--time-steps", "--time-step", "-T", help="T (divides the cache's T).")
+        int | None,
+        typer.Option("--time-steps", "--time-step", "-T", help="T (divides the cache's T)."),
+        Key("data.time_steps"),
     ] = None,
-    neuron: Annotated[str | None, typer.Option(help="lif, plif, if or qif.")] = None,
-    tau: Annotated[float | None, typer.Option(help="Membrane time constant.")] = None,
+    neuron: Annotated[
+        str | None, typer.Option(help="lif, plif, if or qif."), Key("model.neuron.kind")
+    ] = None,
+    tau: Annotated[
+        float | None, typer.Option(help="Membrane time constant."), Key("model.neuron.tau")
+    ] = None,
     surrogate: Annotated[
-        str | None, typer.Option(help="sigmoid, atan, fast_sigmoid, triangular, ...")
+        str | None,
+        typer.Option(help="sigmoid, atan, fast_sigmoid, triangular, ..."),
+        Key("model.neuron.surrogate"),
     ] = None,
-    backend: Annotated[str | None, typer.Option(help="Neuron backend (auto, reference, ...).")] = None,
+    backend: Annotated[
+        str | None, typer.Option(help="Neuron backend (auto, reference, ...)."), Key("model.neuron.backend")
+    ] = None,
     fusion: Annotated[
-        str | None, typer.Option(help="AV: concat, sum or qk (cross-modal Q-K attention).")
+        str | None,
+        typer.Option(help="AV: concat, sum or qk (cross-modal Q-K attention)."),
+        Key("model.fusion"),
     ] = None,
     fusion_stage: Annotated[
-        int | None, typer.Option(help="AV qk: stage after which the streams meet.")
+        int | None, typer.Option(help="AV qk: stage after which the streams meet."), Key("model.fusion_stage")
     ] = None,
     ogm_ge: Annotated[
-        bool | None, typer.Option("--ogm-ge/--no-ogm-ge", help="AV: OGM-GE gradient modulation.")
+        bool | None,
+        typer.Option("--ogm-ge/--no-ogm-ge", help="AV: OGM-GE gradient modulation."),
+        Key("balance.ogm_ge"),
     ] = None,
-    ogm_alpha: Annotated[float | None, typer.Option(help="OGM-GE alpha.")] = None,
-    ogm_start: Annotated[int | None, typer.Option(help="First epoch (0-based) of OGM-GE.")] = None,
-    ogm_end: Annotated[int | None, typer.Option(help="Last epoch (0-based) of OGM-GE.")] = None,
-    aux_weight: Annotated[float | None, typer.Option(help="AV: weight of the unimodal head losses.")] = None,
+    ogm_alpha: Annotated[float | None, typer.Option(help="OGM-GE alpha."), Key("balance.alpha")] = None,
+    ogm_start: Annotated[
+        int | None, typer.Option(help="First epoch (0-based) of OGM-GE."), Key("balance.start_epoch")
+    ] = None,
+    ogm_end: Annotated[
+        int | None, typer.Option(help="Last epoch (0-based) of OGM-GE."), Key("balance.end_epoch")
+    ] = None,
+    aux_weight: Annotated[
+        float | None, typer.Option(help="AV: weight of the unimodal head losses."), Key("balance.aux_weight")
+    ] = None,
     energy_weight: Annotated[
-        float | None, typer.Option(help="Energy penalty λ: loss += λ·E/E_ref (E_ref: the first step's E).")
+        float | None,
+        typer.Option(help="Energy penalty λ: loss += λ·E/E_ref (E_ref: the first step's E)."),
+        Key("energy.weight"),
     ] = None,
     energy_budget: Annotated[
-        str | None, typer.Option(help="Energy budget per sample, e.g. 5uJ (pJ, nJ, uJ/µJ, mJ): Lagrangian.")
+        str | None,
+        typer.Option(help="Energy budget per sample, e.g. 5uJ (pJ, nJ, uJ/µJ, mJ): Lagrangian."),
+        Key("energy.budget"),
     ] = None,
     energy_model: Annotated[
-        str | None, typer.Option(help="Profiler energy model pricing the estimate (h45_fp32_paper).")
+        str | None,
+        typer.Option(help="Profiler energy model pricing the estimate (h45_fp32_paper)."),
+        Key("energy.model"),
     ] = None,
-    epochs: Annotated[int | None, typer.Option(help="Epochs.")] = None,
-    batch_size: Annotated[int | None, typer.Option("--batch-size", "-b", help="Global batch size.")] = None,
-    lr: Annotated[float | None, typer.Option(help="Peak learning rate (AdamW).")] = None,
-    min_lr: Annotated[float | None, typer.Option(help="Learning rate at the end of the cosine.")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Epochs."), Key("optim.epochs")] = None,
+    batch_size: Annotated[
+        int | None, typer.Option("--batch-size", "-b", help="Global batch size."), Key("data.batch_size")
+    ] = None,
+    lr: Annotated[float | None, typer.Option(help="Peak learning rate (AdamW)."), Key("optim.lr")] = None,
+    min_lr: Annotated[
+        float | None, typer.Option(help="Learning rate at the end of the cosine."), Key("optim.min_lr")
+    ] = None,
     weight_decay: Annotated[
-        float | None, typer.Option(help="AdamW weight decay (not on 1-D params).")
+        float | None, typer.Option(help="AdamW weight decay (not on 1-D params)."), Key("optim.weight_decay")
     ] = None,
-    warmup_epochs: Annotated[float | None, typer.Option(help="Linear warm-up epochs.")] = None,
-    label_smoothing: Annotated[float | None, typer.Option(help="Label smoothing of the train loss.")] = None,
-    grad_clip: Annotated[float | None, typer.Option(help="Max gradient norm (0: off).")] = None,
+    warmup_epochs: Annotated[
+        float | None, typer.Option(help="Linear warm-up epochs."), Key("optim.warmup_epochs")
+    ] = None,
+    label_smoothing: Annotated[
+        float | None, typer.Option(help="Label smoothing of the train loss."), Key("optim.label_smoothing")
+    ] = None,
+    grad_clip: Annotated[
+        float | None, typer.Option(help="Max gradient norm (0: off)."), Key("optim.grad_clip")
+    ] = None,
     patience: Annotated[
         int | None,
         typer.Option("--patience", "--patience-epochs", help="Early stopping patience in epochs (0: off)."),
+        Key("run.patience"),
     ] = None,
-    seed: Annotated[int | None, typer.Option(help="Seed of init, data order and augmentation.")] = None,
-    amp: Annotated[str | None, typer.Option(help="auto, none, bf16 or fp16.")] = None,
-    device: Annotated[str | None, typer.Option(help="auto, cpu or cuda.")] = None,
-    workers: Annotated[int | None, typer.Option(help="DataLoader workers per process.")] = None,
+    seed: Annotated[
+        int | None, typer.Option(help="Seed of init, data order and augmentation."), Key("run.seed")
+    ] = None,
+    amp: Annotated[str | None, typer.Option(help="auto, none, bf16 or fp16."), Key("run.amp")] = None,
+    device: Annotated[str | None, typer.Option(help="auto, cpu or cuda."), Key("run.device")] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="DataLoader workers per process."), Key("data.workers")
+    ] = None,
     augment: Annotated[
-        bool | None, typer.Option("--augment/--no-augment", help="Train-time augmentation.")
+        bool | None,
+        typer.Option("--augment/--no-augment", help="Train-time augmentation."),
+        Key("data.augment"),
     ] = None,
     out: Annotated[
-        str | None, typer.Option("--out", "--output-dir", help="Parent folder of runs (run in OUT/NAME).")
+        str | None,
+        typer.Option("--out", "--output-dir", help="Parent folder of runs (run in OUT/NAME)."),
+        Key("run.out"),
     ] = None,
-    name: Annotated[str | None, typer.Option(help="Run directory name.")] = None,
+    name: Annotated[str | None, typer.Option(help="Run directory name."), Key("run.name")] = None,
     checkpoint_every: Annotated[
-        int | None, typer.Option(help="Also save last.pt every N steps (0: per epoch).")
+        int | None,
+        typer.Option(help="Also save last.pt every N steps (0: per epoch)."),
+        Key("run.checkpoint_every"),
     ] = None,
-    progress: Annotated[str | None, typer.Option(help="auto, bar, lines or none.")] = None,
-    threads: Annotated[int | None, typer.Option(help="torch CPU threads per process.")] = None,
+    progress: Annotated[
+        str | None, typer.Option(help="auto, bar, lines or none."), Key("run.progress")
+    ] = None,
+    threads: Annotated[
+        int | None, typer.Option(help="torch CPU threads per process."), Key("run.threads")
+    ] = None,
     set_: Annotated[
         list[str] | None, typer.Option("--set", help="Any config key, KEY=VALUE (repeatable).")
     ] = None,
@@ -178,19 +228,13 @@ def train(
     from qkf_snn.training.loop import train as run_train
     from qkf_snn.units import parse_energy
 
-    options = dict(locals())
     if energy_budget is not None:  # named as typed, before the recipe is composed
         parse_energy(energy_budget, "--energy-budget")
     if energy_model is not None:
         check_energy_model(energy_model, "--energy-model")
-    given = {k: v for k, v in options.items() if k in OPTION_KEYS and v is not None}
-    overrides: dict[str, Any] = {
-        OPTION_KEYS[k]: list(v) if isinstance(v, tuple) else v for k, v in given.items()
-    }
-    if data is not None:
-        overrides["data.dir"] = str(data)
-    overrides.update(parse_set(set_ or []))
-    cfg = compose(dataset, modality, recipe=config, overrides=overrides)
+    given = overrides(train, locals())
+    given.update(parse_set(set_ or []))
+    cfg = compose(dataset, modality, recipe=config, overrides=given)
     energy_terms(cfg)  # checks energy.model whatever set it; wired into the loop with its loss-term hook
     run_train(cfg, resume=resume, overwrite=overwrite)  # a diverged/interrupted run: main() exits 1/3
 

@@ -49,7 +49,8 @@ class ModelConfig:
     depths: tuple[int, ...] | None = None  # blocks per stage
     heads: tuple[int, ...] | None = None  # attention heads per stage (the seed's --num-heads)
     mlp_ratio: float | None = None
-    neuron: dict[str, Any] = field(default_factory=dict)  # NeuronConfig fields: kind, tau, surrogate, ...
+    # NeuronConfig fields: kind, tau, surrogate, ... (the schema: what `qkf train --tau` is checked against)
+    neuron: dict[str, Any] = field(default_factory=dict, metadata={"schema": NeuronConfig})
     fusion: str = "concat"  # AV only: a name in models.fusion.FUSIONS (concat | sum | qk)
     fusion_stage: int = -1  # AV with fusion qk: the stage after which the streams attend to each other
     overrides: dict[str, Any] = field(default_factory=dict)  # any other create_model keyword
