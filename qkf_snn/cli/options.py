@@ -18,8 +18,8 @@ How to add an option to `qkf train` (or another command decorated this way):
    ``T | None``), default None, ``Key("section.field")``. The research code's spellings are extra
    names in ``typer.Option`` (``"--time-steps", "--time-step"``).
 3. Add a value that differs from the recipe's to ``VALUES`` in ``tests/cli/test_config_options.py``:
-   that test runs every keyed option through the installed ``qkf`` into the saved ``config.yaml``, and
-   fails for an option without a value.
+   that test runs every keyed option through ``qkf train`` into the run's config, and fails for an
+   option without a value.
 
 Checks (``OptionMapError``, a programming error): at import, a parameter with neither a ``Key`` nor a
 place in ``plain``, a keyed option whose default is not None, or a key set twice; before the command

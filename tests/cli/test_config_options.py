@@ -1,7 +1,6 @@
 """Every option of a config-driven command reaches its config key, and the map from options to keys
 cannot lose an option: a parameter without a key, a misspelt key or a key of another type is refused
-(qkf_snn/cli/options.py). tests/cli/test_wheel.py runs the same values through the `qkf` of an
-installed wheel, into the config.yaml of a real run."""
+(qkf_snn/cli/options.py)."""
 
 # No `from __future__ import annotations`: the toy commands' annotations name the test's locals.
 import sys
@@ -122,8 +121,7 @@ def assert_reached(config: dict, values: dict[str, tuple[list[str], object]], fi
 
 @pytest.mark.parametrize("values", [VALUES, EMBED_DIMS_RUN], ids=["dims", "embed_dims"])
 def test_every_option_reaches_its_key(monkeypatch, tmp_path, values):
-    """In process (the training replaced by a stub); tests/cli/test_wheel.py repeats the first set
-    through the `qkf` of an installed wheel, into a real run's config.yaml."""
+    """In process, the training replaced by a stub."""
     from qkf_snn.cli.main import main
     from qkf_snn.training import loop
 
