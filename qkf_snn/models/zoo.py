@@ -169,3 +169,17 @@ def qkf_video_small_deploy(**kw: Any) -> QKFormer:
 def qkf_video_tiny_deploy(**kw: Any) -> QKFormer:
     """Deployable video encoder (NIR-exportable), CPU demo size."""
     return _create({**_VIDEO_DEPLOY, **_SIZES["tiny"]}, kw)
+
+
+# The largest configuration of benchmarks/fit_search.py's grid (audio and AV, 32x32 and 64x64 inputs,
+# widths, depths, MLP ratio) that passes every checked Loihi 2 constraint once its weights are 8-bit:
+# 61 of 128 cores, 119.5 M of 120 M synapses per chip. The input size is part of the fit (synapses
+# grow with it; at 64x64 this model fails); one more block or the next width exceeds 120 M synapses.
+# docs/deployment.md has the search, its grid and the binding constraints.
+_LOIHI2 = {"dims": (80, 160, 320), "heads": (1, 2, 2), "depths": (1, 1, 3), "mlp_ratio": 4.0}
+
+
+@register_model
+def qkf_audio_loihi2_deploy(**kw: Any) -> QKFormer:
+    """Deployable audio encoder, the largest that fits one Loihi 2 chip at 8-bit weights (1x32x32)."""
+    return _create({**_AUDIO_DEPLOY, "input_size": (32, 32), **_LOIHI2}, kw)

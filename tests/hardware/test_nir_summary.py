@@ -71,6 +71,8 @@ def test_precision_labels():
 
     assert _precision(np.array([0.0, 1.0, 1.0])) == "binary {0,1}"
     assert _precision(np.array([-3.0, 2.0, 0.0])) == "int3"
+    # an int8 file's extremes: 127 + 1 overflows int8 arithmetic (it read as NaN bits before)
+    assert _precision(np.array([-127, 5, 127], dtype=np.int8)) == "int8"
     assert _precision(np.array([0.25, -1.5], dtype=np.float32)) == "float32 (2 distinct)"
 
 

@@ -107,7 +107,8 @@ def _precision(values: np.ndarray) -> str:
     if np.isin(v, (0.0, 1.0)).all():
         return "binary {0,1}"
     if np.array_equal(v, np.round(v)):
-        bits = int(np.ceil(np.log2(np.abs(v).max() + 1))) + 1
+        # in float64: abs(int8 -128) and 127 + 1 overflow an int8 array
+        bits = int(np.ceil(np.log2(np.abs(v.astype(np.float64)).max() + 1))) + 1
         return f"int{bits}"
     return f"{v.dtype} ({len(np.unique(v))} distinct)"
 
