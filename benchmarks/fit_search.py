@@ -198,7 +198,7 @@ def main() -> None:
     for name, b in result["best"].items():
         r, key = b["best"], name.split("/")[0]
         why = "; ".join(
-            f"{n['depths12'] + [n['depth3']]} E {n['E']} mlp {n['mlp_ratio']}: "
+            f"depths {n['depths12'] + [n['depth3']]} E {n['E']} mlp {n['mlp_ratio']} heads {n['heads']}: "
             + (", ".join(f"{c['name']} {c['value']} > {c['limit']}" for c in n[key]["failed"]) or "PASS")
             for n in b["next_larger"]
         )
