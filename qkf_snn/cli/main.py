@@ -21,7 +21,7 @@ import typer  # noqa: E402
 from typer._click.exceptions import NoArgsIsHelpError, UsageError  # noqa: E402
 from typer.exceptions import TyperException  # noqa: E402
 
-from qkf_snn.cli import bench, data, demo, deploy, models, nir, profile, train  # noqa: E402
+from qkf_snn.cli import bench, data, demo, deploy, models, nir, profile, sweep, train  # noqa: E402
 from qkf_snn.errors import RunStopped, UserError  # noqa: E402
 
 app = typer.Typer(
@@ -36,6 +36,7 @@ app.add_typer(nir.export_app, name="export")
 app.add_typer(nir.verify_app, name="verify")
 app.add_typer(bench.app, name="bench")
 app.add_typer(deploy.app, name="deploy")
+app.add_typer(sweep.app, name="sweep")
 app.command("models")(models.models)
 app.command("train")(train.train)
 app.command("eval")(train.evaluate)

@@ -190,6 +190,15 @@ CASES = [
     Case("deploy-report-parent-is-file", "deploy check {graph} --report {file}/r.md", 2, PARENT_IS_FILE),
     Case("deploy-report-is-a-directory", "deploy check {graph} --report {dir}", 2,
          ("{dir}", "is a directory")),
+    Case("sweep-energy-bad-unit", "sweep energy crema --data {cache} --out sw --budgets 2uJ,3uW", 2,
+         ("--budgets", "3uW", "not an energy"), absent=("sw",)),
+    Case("sweep-energy-empty-list", "sweep energy crema --data {cache} --out sw --weights ' '", 2,
+         ("--weights", "no empty item"), absent=("sw",)),
+    Case("sweep-energy-unknown-model", "sweep energy crema --data {cache} --out sw --weights 1 "
+         "--energy-model nope", 2, ("--energy-model", "nope"), absent=("sw",)),
+    Case("sweep-energy-out-parent-is-file", "sweep energy crema --data {cache} --out {file}/sw --weights 1",
+         2, PARENT_IS_FILE),
+    Case("sweep-report-missing", "sweep report {box}/nope", 2, ("nope", "no such directory")),
     # -- 1. a failed check must fail ------------------------------------------------------------------
     Case("verify-divergence-exits-1", "verify nir {graph} --checkpoint {other} --data {cache} --samples 2 "
          "--no-fold-check", 1, ("FAILED", "first divergence"), stream="stdout", one_line=False),
