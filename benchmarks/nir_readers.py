@@ -22,6 +22,8 @@ from pathlib import Path
 import nir
 import numpy as np
 
+from qkf_snn.errors import first_line
+
 
 def probe(path: Path) -> dict[str, str]:
     """What Rockpool's and Spyx's stock importers do with one file (each only if installed)."""
@@ -38,7 +40,7 @@ def probe(path: Path) -> dict[str, str]:
             rockpool_from_nir(graph)
             out["rockpool"] = "loads"
         except Exception as err:  # the reader's refusal is the finding
-            out["rockpool"] = f"refuses: {type(err).__name__}: {str(err).splitlines()[0]}"
+            out["rockpool"] = f"refuses: {type(err).__name__}: {first_line(err)}"
     try:
         import spyx.nir
     except ImportError:
@@ -51,25 +53,27 @@ def probe(path: Path) -> dict[str, str]:
             n = len(getattr(model, "layers", []) or [])
             out["spyx"] = f"builds a Sequential of {n} modules for {len(graph.nodes)} nodes"
         except Exception as err:
-            out["spyx"] = f"refuses: {type(err).__name__}: {str(err).splitlines()[0]}"
+            out["spyx"] = f"refuses: {type(err).__name__}: {first_line(err)}"
     return out
 
 
-def measure(root: Path, samples: int = 8) -> list[dict[str, object]]:
+MODALITIES = ("audio", "video", "av")
+
+
+def deploy_runs(root: Path) -> dict[str, Path]:
+    """The protocol's runs: the synthetic cache in ``root/cache`` and one epoch of each deployable
+    tiny model in ``root/runs``; the ``best.pt`` of each, by modality. tests/hardware/test_nir_readers.py
+    checks its claims on these same runs."""
     from qkf_snn.datasets import prepare, synthesize
-    from qkf_snn.hardware.nir import READERS, read_graph, verify_graph
-    from qkf_snn.hardware.nir.checkpoint import export_checkpoint, spread_indices
-    from qkf_snn.hardware.nir.verify import collate
-    from qkf_snn.training.checkpoint import load_model
     from qkf_snn.training.config import TrainConfig
-    from qkf_snn.training.data import build_dataset
     from qkf_snn.training.loop import train
 
     synthesize("crema", root / "raw", clips=18, seed=0)
     prepare("crema", root / "raw", root / "cache", time_steps=4, image_size=32, n_mels=32, audio_width=32,
             progress=False)  # fmt: skip
-    rows = []
-    for modality in ("audio", "video", "av"):
+    run = {"out": str(root / "runs"), "progress": "none", "device": "cpu", "bn_recalibration": 0}
+    ckpts = {}
+    for modality in MODALITIES:
         cfg = TrainConfig.from_dict(
             {
                 "dataset": "crema",
@@ -77,15 +81,22 @@ def measure(root: Path, samples: int = 8) -> list[dict[str, object]]:
                 "model": {"name": f"qkf_{modality}_tiny_deploy"},
                 "data": {"dir": str(root / "cache"), "batch_size": 6},
                 "optim": {"epochs": 1},
-                "run": {
-                    "out": str(root / "runs"),
-                    "progress": "none",
-                    "device": "cpu",
-                    "bn_recalibration": 0,
-                },
+                "run": run,
             }
         )
-        ckpt = train(cfg).run_dir / "best.pt"
+        ckpts[modality] = train(cfg).run_dir / "best.pt"
+    return ckpts
+
+
+def measure(root: Path, samples: int = 8) -> list[dict[str, object]]:
+    from qkf_snn.hardware.nir import READERS, read_graph, verify_graph
+    from qkf_snn.hardware.nir.checkpoint import export_checkpoint, spread_indices
+    from qkf_snn.hardware.nir.verify import collate
+    from qkf_snn.training.checkpoint import load_model
+    from qkf_snn.training.data import build_dataset
+
+    rows = []
+    for modality, ckpt in deploy_runs(root).items():
         path = export_checkpoint(ckpt, root / f"{modality}.nir").path
         graph, loaded = read_graph(path), load_model(ckpt)
         data = build_dataset(loaded.config, root / "cache", "test")

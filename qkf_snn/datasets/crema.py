@@ -17,7 +17,7 @@ from pathlib import Path
 
 from qkf_snn.datasets.classes import CREMA_EMOTIONS
 from qkf_snn.datasets.features import MODALITIES
-from qkf_snn.datasets.records import SPLITS, ClipRecord, ScanResult, SkippedClip
+from qkf_snn.datasets.records import SPLITS, ClipRecord, ScanResult, SkippedClip, rel_path
 from qkf_snn.datasets.splits import (
     DEFAULT_TEST,
     DEFAULT_VAL,
@@ -80,11 +80,11 @@ def _scan_release(raw: Path, wanted: tuple[str, ...]) -> ScanResult:
         parsed = parse_name(stem)
         lacking = [m for m in wanted if m not in have]
         if isinstance(parsed, str):
-            result.skipped.append(SkippedClip(stem, _rel(path, raw), parsed))
+            result.skipped.append(SkippedClip(stem, rel_path(path, raw), parsed))
         elif lacking:
             m = lacking[0]
             reason = f"no matching {m} {RELEASE_DIRS[m]}/{stem}{RELEASE_SUFFIX[m]}"
-            result.skipped.append(SkippedClip(stem, _rel(path, raw), reason))
+            result.skipped.append(SkippedClip(stem, rel_path(path, raw), reason))
         else:
             actor, emotion = parsed
             video = (have["video"],) if "video" in have else ()
@@ -114,15 +114,17 @@ def _scan_frames(raw: Path, wanted: tuple[str, ...]) -> ScanResult:
                 beside = (folder / f"{stem}.wav", clip_dir / f"{stem}.wav", clip_dir / "audio.wav")
                 wav = next((p for p in (*beside, raw / "AudioWAV" / f"{stem}.wav") if p.is_file()), None)
             if isinstance(parsed, str):
-                result.skipped.append(SkippedClip(stem, _rel(where, raw), parsed))
+                result.skipped.append(SkippedClip(stem, rel_path(where, raw), parsed))
             elif "video" in wanted and not frames:
-                result.skipped.append(SkippedClip(stem, _rel(where, raw), f"no {FRAME_GLOB} in the folder"))
+                result.skipped.append(
+                    SkippedClip(stem, rel_path(where, raw), f"no {FRAME_GLOB} in the folder")
+                )
             elif "audio" in wanted and wav is None:
                 reason = (
                     f"no audio beside the frames ({split}/{stem}.wav or {split}/{stem}/{stem}.wav; "
                     "--modalities video prepares the frames alone)"
                 )
-                result.skipped.append(SkippedClip(stem, _rel(where, raw), reason))
+                result.skipped.append(SkippedClip(stem, rel_path(where, raw), reason))
             else:
                 actor, emotion = parsed
                 result.records.append(
@@ -130,10 +132,6 @@ def _scan_frames(raw: Path, wanted: tuple[str, ...]) -> ScanResult:
                 )
     result.records.sort(key=lambda r: r.clip_id)
     return result
-
-
-def _rel(path: Path, raw: Path) -> str:
-    return str(path.relative_to(raw)) if path.is_relative_to(raw) else str(path)
 
 
 # --- splits -------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ import numpy as np
 
 from qkf_snn.datasets.clip import ClipArrays
 from qkf_snn.datasets.features import FeatureParams
-from qkf_snn.datasets.records import ClipRecord
+from qkf_snn.datasets.records import ClipRecord, rel_path
 from qkf_snn.io import atomic_write, atomic_write_json
 
 
@@ -23,8 +23,7 @@ def fingerprint(record: ClipRecord, params: FeatureParams, raw: Path) -> str:
     sources = []
     for path in record.sources():
         st = path.stat() if path.exists() else None
-        rel = str(path.relative_to(raw)) if path.is_relative_to(raw) else str(path)
-        sources.append([rel, st.st_size if st else -1, st.st_mtime_ns if st else -1])
+        sources.append([rel_path(path, raw), st.st_size if st else -1, st.st_mtime_ns if st else -1])
     key = [params.key(), record.clip_id, record.video_kind, record.start, record.end, sources]
     return hashlib.sha1(json.dumps(key).encode()).hexdigest()[:20]
 

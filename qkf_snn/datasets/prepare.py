@@ -19,7 +19,7 @@ from qkf_snn.datasets.finalize import Row, generation, write_arrays
 from qkf_snn.datasets.integrity import seal, verify
 from qkf_snn.datasets.parts import fingerprint, part_path, read_skip
 from qkf_snn.datasets.progress import ProgressCallback, progress_bar
-from qkf_snn.datasets.records import ClipRecord, SkippedClip
+from qkf_snn.datasets.records import ClipRecord, SkippedClip, rel_path
 from qkf_snn.datasets.registry import DATASETS, DatasetSpec, get_spec
 from qkf_snn.datasets.report import PrepareReport
 from qkf_snn.datasets.workers import run_clips
@@ -117,7 +117,7 @@ def _prepare(
     kept: list[tuple[ClipRecord, str]] = []
     for i, (record, side) in enumerate(zip(records, assignment.splits, strict=True)):
         if side is None:
-            skipped.append(SkippedClip(record.clip_id, _rel(record.path, raw), assignment.reasons[i]))
+            skipped.append(SkippedClip(record.clip_id, rel_path(record.path, raw), assignment.reasons[i]))
         else:
             kept.append((record, side))
 
@@ -285,8 +285,8 @@ def _unique(
     out = []
     for record in records:
         if record.clip_id in seen:
-            reason = f"duplicate clip name (also {_rel(seen[record.clip_id].path, raw)})"
-            skipped.append(SkippedClip(record.clip_id, _rel(record.path, raw), reason))
+            reason = f"duplicate clip name (also {rel_path(seen[record.clip_id].path, raw)})"
+            skipped.append(SkippedClip(record.clip_id, rel_path(record.path, raw), reason))
         else:
             seen[record.clip_id] = record
             out.append(record)
@@ -340,7 +340,7 @@ def _collect(
             rows.append(Row(record, side, -1, fp))
         else:
             reason, path = skip or read_skip(parts, fp) or ("no result (interrupted?)", str(record.path))
-            skips.append((record, fp, reason, _rel(Path(path), raw)))
+            skips.append((record, fp, reason, rel_path(Path(path), raw)))
     return rows, skips
 
 
@@ -351,7 +351,3 @@ def _cleanup(out: Path, parts: Path, keep: dict[str, str]) -> None:
         for path in out.glob(pattern):
             if path.name not in keep.values():
                 path.unlink(missing_ok=True)
-
-
-def _rel(path: Path, raw: Path) -> str:
-    return str(path.relative_to(raw)) if path.is_relative_to(raw) else str(path)

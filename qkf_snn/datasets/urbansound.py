@@ -11,7 +11,7 @@ from pathlib import Path
 
 from qkf_snn.datasets.classes import US8K_CLASSES
 from qkf_snn.datasets.features import MODALITIES
-from qkf_snn.datasets.records import ClipRecord, ScanResult, SkippedClip
+from qkf_snn.datasets.records import ClipRecord, ScanResult, SkippedClip, rel_path
 from qkf_snn.datasets.splits import (
     DEFAULT_TEST,
     DEFAULT_VAL,
@@ -47,7 +47,7 @@ def scan(raw: Path, options: dict) -> ScanResult:
         for stem in sorted(set().union(*found.values())):
             have = {m: files[stem] for m, files in found.items() if stem in files}
             path = next(iter(have.values()))
-            rel = str(path.relative_to(raw))
+            rel = rel_path(path, raw)
             m = NAME.match(stem)
             if "video" in wanted and "video" not in have:
                 result.skipped.append(

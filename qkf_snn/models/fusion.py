@@ -31,6 +31,7 @@ from qkf_snn.models.classifier import Batch
 from qkf_snn.models.neurons import NeuronConfig
 from qkf_snn.models.qkformer import QKFormer
 from qkf_snn.models.registry import create_model, register_model
+from qkf_snn.models.utils import init_head
 
 
 class CrossModalQKAttention(nn.Module):
@@ -113,8 +114,7 @@ class AVClassifier(nn.Module):
             self.cross = method.cross(dim_a, dim_v, audio.config.neuron)
         for head in (self.audio_head, self.video_head, self.fusion_head):
             if head is not None:
-                nn.init.trunc_normal_(head.weight, std=0.02)
-                nn.init.zeros_(head.bias)
+                init_head(head)
 
     @property
     def method(self) -> Fusion:

@@ -17,6 +17,7 @@ from torch import nn
 from qkf_snn.errors import UserError
 from qkf_snn.models.blocks import ATTENTIONS, STEMS, DownsampleEmbed, QKFormerBlock, StemEmbed
 from qkf_snn.models.neurons import NeuronConfig
+from qkf_snn.models.utils import init_head
 
 
 @dataclass
@@ -115,8 +116,7 @@ class QKFormer(nn.Module):
         self.num_features = c.dims[-1]
         self.head = nn.Linear(c.dims[-1], c.num_classes) if c.num_classes > 0 else nn.Identity()
         if isinstance(self.head, nn.Linear):
-            nn.init.trunc_normal_(self.head.weight, std=0.02)
-            nn.init.zeros_(self.head.bias)
+            init_head(self.head)
 
     def time_major(self, x: torch.Tensor) -> torch.Tensor:
         """``[B, C, H, W]`` → repeated ``[T, B, C, H, W]``; ``[B, T, C, H, W]`` → ``[T, B, C, H, W]``."""

@@ -27,5 +27,11 @@ def recalibrate_bn(model: nn.Module, batches: Iterable[Any]) -> nn.Module:
     return model.eval()
 
 
+def init_head(head: nn.Linear) -> None:
+    """A classification head's start: truncated-normal weights (std 0.02, as timm's ViTs), zero bias."""
+    nn.init.trunc_normal_(head.weight, std=0.02)
+    nn.init.zeros_(head.bias)
+
+
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())

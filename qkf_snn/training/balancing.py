@@ -39,6 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from qkf_snn.training.config import BalanceConfig, TrainConfig
+from qkf_snn.training.data import step_seed
 from qkf_snn.training.distributed import all_reduce_sum
 from qkf_snn.training.terms import LossTerm
 
@@ -115,7 +116,7 @@ def apply_ogm_ge(
         raise ValueError("OGM-GE with target 'step' needs the optimizer")
     mod = ogm_coefficients(*modality_scores(outputs, labels), cfg.alpha)
     device = next(model.parameters()).device
-    generator = torch.Generator(device=device).manual_seed(seed * 1_000_003 + step) if cfg.noise else None
+    generator = torch.Generator(device=device).manual_seed(step_seed(seed, step)) if cfg.noise else None
     for name, encoder, coeff in (
         ("audio", model.audio, mod.coeff_audio),
         ("video", model.video, mod.coeff_video),

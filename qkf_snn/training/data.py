@@ -62,6 +62,12 @@ def build_dataset(
     return ds
 
 
+def step_seed(seed: int, step: int) -> int:
+    """The seed of the ``step``-th stream of a run (an epoch's order, a step's gradient noise): distinct
+    for every (seed, step) with step < 1,000,003."""
+    return seed * 1_000_003 + step
+
+
 def sample_seed(seed: int, epoch: int, index: int) -> int:
     """A well-mixed 63-bit seed for one clip in one epoch."""
     return int(np.random.SeedSequence([seed, epoch, index]).generate_state(1, np.uint64)[0] >> 1)
@@ -102,7 +108,7 @@ class EpochSampler(Sampler[tuple[int, int]]):
     def indices(self) -> list[int]:
         """This rank's full list for the current epoch."""
         if self.shuffle:
-            g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+            g = torch.Generator().manual_seed(step_seed(self.seed, self.epoch))
             order = torch.randperm(self.size, generator=g).tolist()
         else:
             order = list(range(self.size))

@@ -5,6 +5,7 @@ around fail exactly as documented in docs/nir.md."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -31,36 +32,20 @@ def _qkf(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([QKF, *args], capture_output=True, text=True, timeout=600)
 
 
+def _benchmark():
+    """benchmarks/nir_readers.py, whose runs (the protocol of docs/nir.md's table) these tests check."""
+    path = Path(__file__).parents[2] / "benchmarks" / "nir_readers.py"
+    spec = importlib.util.spec_from_file_location("nir_readers_benchmark", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     """A synthetic CREMA-D cache (32×32, T = 4) and one epoch of each deployable tiny model."""
-    from qkf_snn.datasets import prepare, synthesize
-    from qkf_snn.training.config import TrainConfig
-    from qkf_snn.training.loop import train
-
     root = tmp_path_factory.mktemp("nir_readers")
-    synthesize("crema", root / "raw", clips=18, seed=0)
-    prepare("crema", root / "raw", root / "cache", time_steps=4, image_size=32, n_mels=32, audio_width=32,
-            progress=False)  # fmt: skip
-    ckpts = {}
-    for modality in ("audio", "video", "av"):
-        cfg = TrainConfig.from_dict(
-            {
-                "dataset": "crema",
-                "modality": modality,
-                "model": {"name": f"qkf_{modality}_tiny_deploy"},
-                "data": {"dir": str(root / "cache"), "batch_size": 6},
-                "optim": {"epochs": 1},
-                "run": {
-                    "out": str(root / "runs"),
-                    "progress": "none",
-                    "device": "cpu",
-                    "bn_recalibration": 0,
-                },
-            }
-        )
-        ckpts[modality] = train(cfg).run_dir / "best.pt"
-    return root, ckpts
+    return root, _benchmark().deploy_runs(root)
 
 
 def _export(root: Path, ckpt: Path, name: str) -> Path:

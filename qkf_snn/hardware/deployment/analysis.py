@@ -27,7 +27,8 @@ import numpy as np
 
 from qkf_snn.errors import UserError
 from qkf_snn.hardware.nir.io import metadata
-from qkf_snn.hardware.nir.summary import SPIKING, SYNAPTIC, summarize
+from qkf_snn.hardware.nir.nodes import SPIKING
+from qkf_snn.hardware.nir.summary import SYNAPTIC, summarize
 
 READOUT = "(read-out)"
 _PASS_THROUGH = (nir.Flatten,)

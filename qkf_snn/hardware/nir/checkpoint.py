@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import nir
 import numpy as np
@@ -63,25 +64,12 @@ def verify_checkpoint(
     checkpoint: str | Path,
     data: str | Path | None,
     *,
-    samples: int = 8,
-    split: str = "val",
-    batch_size: int = 8,
-    precision: Precision = "pinned",
-    check_fold: bool = True,
     reader: str = "qkf",
+    **options: Any,
 ) -> VerifyReport:
-    """Run ``graph_file`` in ``reader`` and the checkpoint's model on ``samples`` clips of ``split``."""
-    return verify_readers(
-        graph_file,
-        checkpoint,
-        data,
-        samples=samples,
-        split=split,
-        batch_size=batch_size,
-        precision=precision,
-        check_fold=check_fold,
-        readers=reader,
-    )[0]
+    """Run ``graph_file`` in ``reader`` and the checkpoint's model on ``samples`` clips of ``split``:
+    :func:`verify_readers` (same ``options``) with one reader."""
+    return verify_readers(graph_file, checkpoint, data, readers=reader, **options)[0]
 
 
 def verify_readers(

@@ -50,6 +50,7 @@ from qkf_snn.hardware.nir.nodes import (
     reader_problem,
     threshold_as_lif,
 )
+from qkf_snn.hardware.nir.summary import pair
 from qkf_snn.hardware.nir.targets import DEFAULT_TARGET, Target, get_target
 from qkf_snn.models.blocks import (
     ConvBNSpike,
@@ -107,10 +108,6 @@ def node_id(path: str) -> str:
 
 def _out_hw(hw: tuple[int, int], kernel, stride, padding) -> tuple[int, int]:
     return tuple((n + 2 * p - k) // s + 1 for n, k, s, p in zip(hw, kernel, stride, padding, strict=True))
-
-
-def _pair(v) -> tuple[int, int]:
-    return (v, v) if isinstance(v, int) else tuple(v)
 
 
 class GraphBuilder:
@@ -173,7 +170,7 @@ class GraphBuilder:
         padding=0,
         module: str = "",
     ) -> Flow:
-        stride, padding = _pair(stride), _pair(padding)
+        stride, padding = pair(stride), pair(padding)
         hw = _out_hw(x.shape[1:], weight.shape[2:], stride, padding)
         node = nir.Conv2d(
             input_shape=tuple(x.shape[1:]),
@@ -199,7 +196,7 @@ class GraphBuilder:
     ) -> Flow:
         """Sum pooling as a Conv2d with 0/1 weights: channel c of ``x`` summed over each window into
         output channel ``offset + c`` (exact: sums of spike counts). Readers keep a conv's padding."""
-        kernel = _pair(kernel)
+        kernel = pair(kernel)
         C = x.shape[0]
         if kernel[0] != kernel[1]:  # NIR 1.0.8 sizes a Conv2d's output from weight.shape[2] only
             self.problem(name, f"a {kernel[0]}×{kernel[1]} sum has no Conv2d form here (square kernels only)")
@@ -210,7 +207,7 @@ class GraphBuilder:
         )
 
     def sum_pool(self, name: str, x: Flow, kernel, stride, padding, module: str = "") -> Flow:
-        kernel, stride, padding = _pair(kernel), _pair(stride), _pair(padding)
+        kernel, stride, padding = pair(kernel), pair(stride), pair(padding)
         if not self.target.sum_pool_node:
             return self.sum_conv(name, x, kernel, stride, padding, module=module)
         node = nir.SumPool2d(kernel_size=np.array(kernel), stride=np.array(stride), padding=np.array(padding))
@@ -249,9 +246,9 @@ def _conv_bn_spike(b: GraphBuilder, m: ConvBNSpike, path: str, x: Flow) -> Flow:
     stride = conv.stride if isinstance(conv, nn.Conv2d) else 1
     padding = conv.padding if isinstance(conv, nn.Conv2d) else 0
     if len(b.problems) > problems:  # keep shapes flowing so later modules are checked too
-        hw = _out_hw(x.shape[1:], weight.shape[2:], _pair(stride), _pair(padding))
+        hw = _out_hw(x.shape[1:], weight.shape[2:], pair(stride), pair(padding))
         if m.pool is not None:
-            hw = _out_hw(hw, _pair(m.pool.kernel_size), _pair(m.pool.stride), _pair(m.pool.padding))
+            hw = _out_hw(hw, pair(m.pool.kernel_size), pair(m.pool.stride), pair(m.pool.padding))
         return Flow(x.sources, (weight.shape[0], *hw))
     y = b.conv(
         _join(path, "conv"),

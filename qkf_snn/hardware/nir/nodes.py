@@ -30,6 +30,8 @@ import numpy as np
 
 from qkf_snn.models.neurons import MultiStepNeuron
 
+# The NIR node types that spike (every other node is synaptic, pass-through or I/O).
+SPIKING = (nir.LIF, nir.IF, nir.CubaLIF, nir.Threshold)
 DEFAULT_DT = 1.0  # one model time step; τ is then in time steps (τ = 2 for the official LIF)
 _ULP_SEARCH = 64  # how many float32 neighbours of the ideal τ / r to try
 

@@ -27,8 +27,8 @@ import torch
 import torch.nn.functional as F
 
 from qkf_snn.hardware.nir.io import metadata
+from qkf_snn.hardware.nir.nodes import SPIKING
 
-SPIKING = (nir.LIF, nir.IF, nir.CubaLIF, nir.Threshold)
 SYNAPTIC = (nir.Conv2d, nir.SumPool2d, nir.Affine, nir.Linear, nir.Scale)
 
 
@@ -69,7 +69,8 @@ def _shape(node: nir.NIRNode) -> tuple[int, ...]:
     return tuple(int(s) for s in np.asarray(t).reshape(-1)) if t is not None else ()
 
 
-def _pair(v) -> tuple[int, int]:
+def pair(v) -> tuple[int, int]:
+    """A 2-D kernel / stride / padding as two ints, from an int, a pair or an array of either."""
     return tuple(int(a) for a in np.broadcast_to(np.asarray(v), (2,)))
 
 
@@ -77,10 +78,10 @@ def _mask_op(node: nir.NIRNode) -> Callable[[torch.Tensor], torch.Tensor] | None
     """The node's connectivity as a linear map with 0/1 weights (no bias), or None if not synaptic."""
     if isinstance(node, nir.Conv2d):
         w = torch.from_numpy(np.asarray(node.weight) != 0).double()
-        kw = dict(stride=_pair(node.stride), padding=_pair(node.padding), dilation=_pair(node.dilation))
+        kw = dict(stride=pair(node.stride), padding=pair(node.padding), dilation=pair(node.dilation))
         return lambda x: F.conv2d(x, w, groups=int(node.groups), **kw)
     if isinstance(node, nir.SumPool2d):
-        k, s, p = _pair(node.kernel_size), _pair(node.stride), _pair(node.padding)
+        k, s, p = pair(node.kernel_size), pair(node.stride), pair(node.padding)
         return lambda x: F.avg_pool2d(x, k, s, p, count_include_pad=True, divisor_override=1)
     if isinstance(node, nir.Affine | nir.Linear):
         w = torch.from_numpy(np.asarray(node.weight) != 0).double()

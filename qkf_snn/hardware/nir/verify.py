@@ -30,6 +30,7 @@ from torch import nn
 from qkf_snn.errors import UserError
 from qkf_snn.hardware.nir.fold import FoldReport, compare_folding, fold_batchnorm
 from qkf_snn.hardware.nir.io import metadata
+from qkf_snn.hardware.nir.nodes import SPIKING
 from qkf_snn.hardware.nir.norse_exec import LifCell, topological_order
 from qkf_snn.hardware.nir.readers import get_reader
 from qkf_snn.models.neurons import MultiStepNeuron
@@ -37,7 +38,6 @@ from qkf_snn.models.qkformer import QKFormer
 
 Precision = Literal["pinned", "float32"]
 Batch = dict[str, torch.Tensor]
-SPIKING = (nir.LIF, nir.IF, nir.Threshold)
 
 
 @dataclass

@@ -191,20 +191,8 @@ def _neuron_layers(doc: dict) -> list[str]:
 
 def _synaptic_layers(doc: dict) -> list[str]:
     counts = {c["name"]: c for c in doc["counts"]}
-    header = [
-        "layer",
-        "role",
-        "input",
-        "fr",
-        "mean |x|",
-        "ANN MAC/step",
-        "paper MAC",
-        "paper AC",
-        "exact MAC",
-        "exact AC",
-        "NeuroBench AC",
-        "SpikingJelly",
-    ]
+    header = ["layer", "role", "input", "fr", "mean |x|", "ANN MAC/step", "paper MAC", "paper AC",
+              "exact MAC", "exact AC", "NeuroBench AC", "SpikingJelly"]  # fmt: skip
     rows = []
     for s in doc["measurements"]["synapses"]:
         c = counts[s["name"]]
@@ -232,15 +220,8 @@ def _products(doc: dict) -> list[str]:
     if not products:
         return []
     counts = {c["name"]: c for c in doc["counts"]}
-    header = [
-        "product",
-        "op",
-        "operands (kind, fr)",
-        "dense ops",
-        "paper AC",
-        "exact (coincidences)",
-        "SpikingJelly",
-    ]
+    header = ["product", "op", "operands (kind, fr)", "dense ops", "paper AC", "exact (coincidences)",
+              "SpikingJelly"]  # fmt: skip
     rows = []
     for r in products:
         c = counts[r["name"]]
