@@ -54,12 +54,13 @@ ResetName = str  # "zero" | "subtract" | "none"
 
 # --- what the fused backend can run ------------------------------------------------------------------
 def leaky_dynamics(neuron: torch.nn.Module) -> bool:
-    """True when ``neuron`` integrates with snnTorch's plain leaky update (not QIF's quadratic one),
-    with a scalar β, no learnable threshold, no quantisation, no inhibition and a registered surrogate.
-    What a backend can do with the surrogate is its own check (``supports_fused``, ``supports_triton``)."""
+    """True when ``neuron`` says it integrates with snnTorch's plain leaky update (its ``leaky``
+    capability: not QIF's quadratic one, not a unit that does not spike), with a scalar β, no
+    learnable threshold, no quantisation, no inhibition and a registered surrogate. What a backend can
+    do with the surrogate is its own check (``supports_fused``, ``supports_triton``)."""
     return (
         isinstance(neuron, snn.Leaky)
-        and type(neuron)._base_state_function is snn.Leaky._base_state_function
+        and getattr(neuron, "leaky", False)
         and getattr(neuron, "reset_name", None) in ("zero", "subtract", "none")
         and getattr(neuron, "surrogate", None) is not None
         and neuron.surrogate.entry is not None

@@ -68,8 +68,9 @@ class MultiStepNeuron(snn.Leaky):
     A neuron kind is one subclass registered with :func:`register_neuron`; what the rest of the
     package asks about a kind is a class attribute or method here, so nothing tests the kind's name:
     ``kind`` (its key in ``NEURONS`` and in recipes), ``config_keys`` (which ``NeuronConfig`` fields
-    it reads, and as which keyword), ``spiking`` (the profiler's output kind), :meth:`leaky_params`
-    (the update NIR export maps onto ``LIF`` / ``IF``; ``None``: no NIR form).
+    it reads, and as which keyword), ``spiking`` (the profiler's output kind), :attr:`leaky` (whether
+    the fused and Triton backends can run it) and :meth:`leaky_params` (the update NIR export maps onto
+    ``LIF`` / ``IF``; ``None``: no NIR form).
     """
 
     kind: ClassVar[str] = "lif"
