@@ -38,7 +38,7 @@ def profile(
     """Spike, SOP and energy profile of a checkpoint over a data split (JSON, Markdown, PNG)."""
     from rich.console import Console
 
-    from qkf_snn.hardware.profile import CountOptions, write_report
+    from qkf_snn.hardware.profile import CountOptions, profile_checkpoint, write_report
     from qkf_snn.hardware.profile.report import load_report, rich_tables
 
     options = CountOptions(first_layer=first_layer, head=head, integer_inputs=integer_inputs)
@@ -58,50 +58,3 @@ def profile(
         console.print(table)
     for kind, path in paths.items():
         console.print(f"{kind}: {path}")
-
-
-def profile_checkpoint(
-    checkpoint: Path, data: Path, split: str, samples: int | None, batch_size: int, device: str
-):
-    """Load a checkpoint and its split, and profile the model (eval mode) over it."""
-    import torch
-    from torch.utils.data import DataLoader, Subset
-
-    from qkf_snn.hardware.profile import profile_model
-    from qkf_snn.training.checkpoint import load_model
-    from qkf_snn.training.data import build_dataset
-
-    try:
-        dev = torch.device(device)
-    except RuntimeError:
-        raise UserError(f"--device {device}: not a device (cpu, cuda, cuda:N)") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"--device {device}: no CUDA device is available")
-    loaded = load_model(checkpoint)
-    dataset = build_dataset(loaded.config, data, split)
-    if len(dataset) == 0:
-        raise UserError(f"--split {split}: no samples in {data}")
-    if samples is not None:
-        dataset = Subset(dataset, range(min(samples, len(dataset))))
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=0)
-    model = loaded.model.to(dev)
-
-    def forward(m, batch):
-        return m({k: v.to(dev) if isinstance(v, torch.Tensor) else v for k, v in batch.items()})
-
-    prof = profile_model(model, loader, forward=forward)
-    cfg = loaded.config
-    meta = {
-        "model_name": loaded.spec.name,
-        "checkpoint": str(checkpoint),
-        "checkpoint_kind": loaded.kind,
-        "checkpoint_epoch": loaded.epoch,
-        "checkpoint_metrics": loaded.metrics,
-        "dataset": cfg.get("dataset"),
-        "modality": loaded.spec.modality,
-        "split": split,
-        "data_dir": str(data),
-        "device": str(dev),
-        "batch_size": batch_size,
-    }
-    return prof, meta

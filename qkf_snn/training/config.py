@@ -25,6 +25,7 @@ from qkf_snn.io import atomic_write_bytes
 from qkf_snn.models.fusion import FUSIONS
 from qkf_snn.models.neurons import NeuronConfig
 from qkf_snn.models.neurons.lif import FORMS
+from qkf_snn.resources import recipe_dir
 from qkf_snn.training.determinism import CPU_ISA_ENV
 from qkf_snn.units import parse_energy
 
@@ -35,7 +36,7 @@ SIZES: tuple[str, ...] = ("tiny", "small")
 RESEARCH_MODELS: dict[str, str] = {"qkf_snn": "small"}
 AMP_MODES: tuple[str, ...] = ("auto", "none", "bf16", "fp16")
 FREE_FORM = ("model.neuron.", "model.overrides.")  # mappings whose keys the model checks, not us
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"  # recipes, in a source checkout
+CONFIG_DIR = recipe_dir()  # the shipped recipes (qkf_snn/configs; the checkout's configs/ links there)
 
 
 @dataclass
@@ -252,7 +253,7 @@ class TrainConfig:
 
 
 def default_recipe(dataset: str, modality: str) -> Path | None:
-    """``configs/<dataset>_<modality>.yaml`` of a source checkout, if present."""
+    """The shipped recipe ``configs/<dataset>_<modality>.yaml``, if there is one."""
     path = CONFIG_DIR / f"{dataset}_{modality}.yaml"
     return path if path.is_file() else None
 

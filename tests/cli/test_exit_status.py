@@ -104,6 +104,7 @@ def test_an_interrupted_run_exits_3_with_one_line(monkeypatch, capsys, tmp_path)
 @pytest.mark.parametrize(("passed", "status"), [(True, 0), (False, 1)])
 def test_demo_exits_1_when_its_nir_check_fails(monkeypatch, capsys, tmp_path, passed, status):
     monkeypatch.setattr(demo_cli, "run_demo", lambda settings: {"nir": {"passed": passed}})
+    monkeypatch.setattr(demo_cli, "print_summary", lambda console, summary, out: None)
     code, _ = in_process(monkeypatch, capsys, "demo", "--out", str(tmp_path))
     assert code == status
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+import qkf_snn
 from qkf_snn.datasets.registry import DATASETS
 from qkf_snn.errors import UserError
 from qkf_snn.models import count_parameters, create_model
@@ -160,8 +161,10 @@ def test_model_spec_takes_sizes_from_the_data():
     assert model.example_batch(2)["audio"].shape == (2, 2, 1, 32, 16)
 
 
-def test_config_dir_points_at_the_repository_configs():
-    assert CONFIG_DIR == Path(__file__).resolve().parents[2] / "configs"
+def test_the_shipped_recipes_are_the_repository_configs():
+    """One copy: the package's recipes are what a checkout's top-level configs/ shows."""
+    assert CONFIG_DIR == Path(qkf_snn.__file__).parent / "configs"
+    assert (Path(__file__).resolve().parents[2] / "configs").resolve() == CONFIG_DIR.resolve()
 
 
 def test_size_with_a_recipe_that_names_the_model_is_refused():

@@ -15,13 +15,18 @@ from pathlib import Path
 import pytest
 import torch
 
-from qkf_snn.cli.profile import profile_checkpoint
 from qkf_snn.datasets import prepare
 from qkf_snn.errors import UserError
 from qkf_snn.hardware.nir import build_graph, export_problems, verify_graph
 from qkf_snn.hardware.nir.checkpoint import export_checkpoint, verify_checkpoint
 from qkf_snn.hardware.nir.nodes import neuron_problem
-from qkf_snn.hardware.profile import CountOptions, load_report, profile_model, write_report
+from qkf_snn.hardware.profile import (
+    CountOptions,
+    load_report,
+    profile_checkpoint,
+    profile_model,
+    write_report,
+)
 from qkf_snn.hardware.profile.energy import CONSTANTS, ENERGY_MODELS, Constant, EnergyResult
 from qkf_snn.models import UniModalClassifier, create_model
 from qkf_snn.models.fusion import FUSIONS, AVClassifier, Fusion

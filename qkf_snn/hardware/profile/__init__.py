@@ -6,6 +6,7 @@ torch model): per layer, per sample, with every counting convention side by side
     write_report(profile, "runs/profile")             # profile.json (schema v1), .md, PNGs
 """
 
+from qkf_snn.hardware.profile.checkpoint import profile_checkpoint
 from qkf_snn.hardware.profile.conventions import CountOptions, convention_totals, layer_counts
 from qkf_snn.hardware.profile.counters import COUNTERS, register_counter
 from qkf_snn.hardware.profile.energy import CONSTANTS, ENERGY_MODELS, EnergyResult, estimate_energy
@@ -27,6 +28,7 @@ __all__ = [
     "layer_counts",
     "load_report",
     "markdown",
+    "profile_checkpoint",
     "profile_model",
     "register_counter",
     "write_report",
