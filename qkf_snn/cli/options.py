@@ -17,9 +17,10 @@ How to add an option to `qkf train` (or another command decorated this way):
 2. Add one parameter to the command as above: type ``T | None`` where the field is ``T`` (or
    ``T | None``), default None, ``Key("section.field")``. The research code's spellings are extra
    names in ``typer.Option`` (``"--time-steps", "--time-step"``).
-3. Add a value that differs from the recipe's to ``VALUES`` in ``tests/cli/test_config_options.py``:
-   that test runs every keyed option through ``qkf train`` into the run's config, and fails for an
-   option without a value.
+3. Add a value that differs from the recipe's to ``VALUES`` in ``tests/cli/train_options.py``:
+   ``tests/cli/test_config_options.py`` runs every keyed option through ``qkf train`` (in process)
+   and fails for an option without a value; ``tests/cli/test_wheel.py`` runs them through the
+   ``qkf`` of an installed wheel into a real run's config.yaml.
 
 Checks (``OptionMapError``, a programming error): at import, a parameter with neither a ``Key`` nor a
 place in ``plain``, a keyed option whose default is not None, or a key set twice; before the command

@@ -9,61 +9,13 @@ from typing import Annotated
 
 import pytest
 import typer
+from train_options import EMBED_DIMS_RUN, SECOND_RUN, VALUES, assert_reached, dotted, run_options  # tests/cli
 
 from qkf_snn.cli import train as train_cli
 from qkf_snn.cli.main import app
 from qkf_snn.cli.options import Key, OptionMapError, check_keys, config_keys, config_options, overrides
 
 TRAIN = "qkf_snn.training.config:TrainConfig"
-
-# One value per keyed option of `qkf train`, each different from what the default recipe
-# (configs/crema_av.yaml) gives: (command-line words, the value config.yaml must hold). DIR and OUT
-# are filled in by the test. embed_dims excludes dims, so it goes to a second run.
-VALUES: dict[str, tuple[list[str], object]] = {
-    "data": (["--data", "DIR"], "DIR"),
-    "model": (["--model", "qkf_av_tiny"], "qkf_av_tiny"),
-    "size": (["--size", "tiny"], "tiny"),
-    "dims": (["--dims", "8,16,16"], [8, 16, 16]),
-    "depths": (["--depths", "1,1,1"], [1, 1, 1]),
-    "num_heads": (["--num-heads", "1,1,2"], [1, 1, 2]),
-    "mlp_ratio": (["--mlp-ratio", "2.5"], 2.5),
-    "time_steps": (["--time-steps", "2"], 2),
-    "neuron": (["--neuron", "plif"], "plif"),
-    "tau": (["--tau", "3.5"], 3.5),
-    "surrogate": (["--surrogate", "atan"], "atan"),
-    "backend": (["--backend", "reference"], "reference"),
-    "fusion": (["--fusion", "qk"], "qk"),
-    "fusion_stage": (["--fusion-stage", "1"], 1),
-    "ogm_ge": (["--no-ogm-ge"], False),
-    "ogm_alpha": (["--ogm-alpha", "0.37"], 0.37),
-    "ogm_start": (["--ogm-start", "1"], 1),
-    "ogm_end": (["--ogm-end", "3"], 3),
-    "aux_weight": (["--aux-weight", "0.25"], 0.25),
-    "energy_weight": (["--energy-weight", "0.3"], 0.3),
-    "energy_budget": (["--energy-budget", "5uJ"], "5uJ"),
-    "energy_model": (["--energy-model", "h45_int8_exact"], "h45_int8_exact"),
-    "epochs": (["--epochs", "1"], 1),
-    "batch_size": (["--batch-size", "6"], 6),
-    "lr": (["--lr", "0.0023"], 0.0023),
-    "min_lr": (["--min-lr", "3e-5"], 3e-5),
-    "weight_decay": (["--weight-decay", "0.013"], 0.013),
-    "warmup_epochs": (["--warmup-epochs", "0.5"], 0.5),
-    "label_smoothing": (["--label-smoothing", "0.05"], 0.05),
-    "grad_clip": (["--grad-clip", "0.7"], 0.7),
-    "patience": (["--patience", "3"], 3),
-    "seed": (["--seed", "7"], 7),
-    "amp": (["--amp", "none"], "none"),
-    "device": (["--device", "cpu"], "cpu"),
-    "workers": (["--workers", "0"], 0),
-    "augment": (["--no-augment"], False),
-    "out": (["--out", "OUT"], "OUT"),
-    "name": (["--name", "a"], "a"),
-    "checkpoint_every": (["--checkpoint-every", "5"], 5),
-    "progress": (["--progress", "none"], "none"),
-    "threads": (["--threads", "1"], 1),
-}
-SECOND_RUN = {"embed_dims": (["--embed-dims", "16"], 16), "name": (["--name", "b"], "b")}
-EMBED_DIMS_RUN = {**{k: v for k, v in VALUES.items() if k != "dims"}, **SECOND_RUN}
 
 
 def _commands(group: typer.Typer) -> list:
@@ -82,12 +34,6 @@ def test_train_is_config_driven_and_every_key_is_a_field_of_its_type():
         check_keys(command)  # raises OptionMapError on a misspelt key or another type
 
 
-def _dotted(data: dict, key: str) -> object:
-    for part in key.split("."):
-        data = data[part]
-    return data
-
-
 def test_every_value_differs_from_the_default_recipe_so_a_dropped_option_shows():
     from qkf_snn.models.neurons import NeuronConfig
     from qkf_snn.training import compose
@@ -97,26 +43,7 @@ def test_every_value_differs_from_the_default_recipe_so_a_dropped_option_shows()
     assert default["model"]["neuron"] == {}  # the recipe leaves the neuron to NeuronConfig's defaults
     default["model"]["neuron"] = NeuronConfig().to_dict()
     for name, key in config_keys(train_cli.train).items():
-        assert _dotted(default, key) != {**VALUES, **SECOND_RUN}[name][1], key
-
-
-def run_options(values: dict[str, tuple[list[str], object]], fill: dict[str, str]) -> list[str]:
-    """``qkf train crema`` words that give every option in ``values`` its value."""
-    return [
-        "train",
-        "crema",
-        "--modality",
-        "av",
-        *(fill.get(w, w) for words, _ in values.values() for w in words),
-    ]
-
-
-def assert_reached(config: dict, values: dict[str, tuple[list[str], object]], fill: dict[str, str]) -> None:
-    """Each option's value is at its key of ``config`` (a run's config.yaml, as a dict)."""
-    keys = config_keys(train_cli.train)
-    for name, (_, expected) in values.items():
-        expected = fill.get(expected, expected) if isinstance(expected, str) else expected
-        assert _dotted(config, keys[name]) == expected, (name, keys[name])
+        assert dotted(default, key) != {**VALUES, **SECOND_RUN}[name][1], key
 
 
 @pytest.mark.parametrize("values", [VALUES, EMBED_DIMS_RUN], ids=["dims", "embed_dims"])
