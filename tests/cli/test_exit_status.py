@@ -6,31 +6,12 @@ value), bad input 2, success 0; a diverged run 1, an interrupted one 3; a demo w
 from __future__ import annotations
 
 import inspect
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import typer
 
 from qkf_snn.cli import demo as demo_cli
-from qkf_snn.cli.main import app, main
-
-QKF = Path(sys.executable).parent / "qkf"  # the console script installed in this environment
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "200"}
-
-
-def qkf(*args: object) -> subprocess.CompletedProcess:
-    return subprocess.run([str(QKF), *map(str, args)], capture_output=True, text=True, env=ENV, timeout=600)
-
-
-def in_process(monkeypatch, capsys, *args: str) -> tuple[int, str]:
-    """``main()`` with ``sys.argv`` set: exit status and stderr (for cases a subprocess cannot stage)."""
-    monkeypatch.setattr(sys, "argv", ["qkf", *args])
-    with pytest.raises(SystemExit) as exit_:
-        main()
-    return exit_.value.code, capsys.readouterr().err
+from qkf_snn.cli.main import app
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +38,7 @@ def runs(tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_verify_nir_exits_1_on_divergence_2_on_bad_input_0_on_success(runs):
+def test_verify_nir_exits_1_on_divergence_2_on_bad_input_0_on_success(qkf, runs):
     root, (ckpt, other) = runs
     graph = root / "s0.nir"
     exported = qkf("export", "nir", ckpt, "--out", graph, "--no-layers")
@@ -78,7 +59,7 @@ def test_verify_nir_exits_1_on_divergence_2_on_bad_input_0_on_success(runs):
 
 
 @pytest.mark.slow
-def test_a_diverging_training_run_exits_1_with_one_line(runs, tmp_path):
+def test_a_diverging_training_run_exits_1_with_one_line(qkf, runs, tmp_path):
     # lr 1e18 overflows the weights within a step or two (see tests/training/test_train.py)
     root, _ = runs
     args = f"train crema --modality audio --data {root / 'cache'} --out {tmp_path} --name nan --size tiny "
@@ -90,22 +71,22 @@ def test_a_diverging_training_run_exits_1_with_one_line(runs, tmp_path):
     assert "not finite" in result.stderr and str(tmp_path / "nan" / "last.pt") in result.stderr
 
 
-def test_an_interrupted_run_exits_3_with_one_line(monkeypatch, capsys, tmp_path):
+def test_an_interrupted_run_exits_3_with_one_line(monkeypatch, run_main, tmp_path):
     from qkf_snn.training import loop
 
     def interrupted(cfg, **kw):
         raise loop.TrainingInterrupted("stopped by a signal; resume from x/last.pt with --resume")
 
     monkeypatch.setattr(loop, "train", interrupted)
-    code, err = in_process(monkeypatch, capsys, "train", "crema", "--out", str(tmp_path))
+    code, _, err = run_main("train", "crema", "--out", tmp_path)
     assert code == 3 and err == "error: stopped by a signal; resume from x/last.pt with --resume\n"
 
 
 @pytest.mark.parametrize(("passed", "status"), [(True, 0), (False, 1)])
-def test_demo_exits_1_when_its_nir_check_fails(monkeypatch, capsys, tmp_path, passed, status):
+def test_demo_exits_1_when_its_nir_check_fails(monkeypatch, run_main, tmp_path, passed, status):
     monkeypatch.setattr(demo_cli, "run_demo", lambda settings: {"nir": {"passed": passed}})
     monkeypatch.setattr(demo_cli, "print_summary", lambda console, summary, out: None)
-    code, _ = in_process(monkeypatch, capsys, "demo", "--out", str(tmp_path))
+    code, _, _ = run_main("demo", "--out", tmp_path)
     assert code == status
 
 

@@ -8,7 +8,7 @@ import math
 import nir
 import numpy as np
 import pytest
-from deploy_graphs import chain, conv, if_, lif, two_input_graph, two_layer_conv  # tests/hardware
+from deploy_graphs import chain, conv, if_, lif, two_input_graph, two_layer_conv  # tests/
 
 from qkf_snn.errors import UserError
 from qkf_snn.hardware.deployment import PLATFORMS, analyse, check_graph, get_platforms

@@ -4,7 +4,6 @@ CREMA-D cache: export, pass, catch a tampered graph, refuse a faithful model, re
 from __future__ import annotations
 
 import json
-import sys
 
 import h5py
 import numpy as np
@@ -12,7 +11,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from qkf_snn.cli.main import app, main
+from qkf_snn.cli.main import app
 from qkf_snn.hardware.nir import metadata, node_id, read_graph
 
 runner = CliRunner()
@@ -58,14 +57,6 @@ def exported(run):
     result = runner.invoke(app, ["export", "nir", str(ckpt), "--out", str(out), "--json"])
     assert result.exit_code == 0, result.output
     return out, json.loads(result.output)
-
-
-def _main(monkeypatch, capsys, *args: str) -> tuple[int, str]:
-    """The console entry point in-process: exit status and stderr."""
-    monkeypatch.setattr(sys, "argv", ["qkf", *args])
-    with pytest.raises(SystemExit) as exit_:
-        main()
-    return exit_.value.code, capsys.readouterr().err
 
 
 def test_export_writes_the_graph_and_a_summary(run, exported):
@@ -136,7 +127,7 @@ def test_verify_names_the_first_diverging_node_of_a_tampered_graph(run, exported
     assert f"FAILED: first divergence at node {first['node']}, step 0: {first['mismatches']:,} of" in text
 
 
-def test_faithful_checkpoint_is_refused_with_module_names(run, tmp_path, monkeypatch, capsys):
+def test_faithful_checkpoint_is_refused_with_module_names(run, tmp_path, run_main):
     from qkf_snn.training.build import DataInfo, ModelSpec
     from qkf_snn.training.checkpoint import save_checkpoint
     from qkf_snn.training.config import TrainConfig
@@ -154,7 +145,7 @@ def test_faithful_checkpoint_is_refused_with_module_names(run, tmp_path, monkeyp
             "model": spec.build().state_dict(),
         },
     )
-    code, err = _main(monkeypatch, capsys, "export", "nir", str(ckpt), "--out", str(tmp_path / "x.nir"))
+    code, _, err = run_main("export", "nir", ckpt, "--out", tmp_path / "x.nir")
     assert code == 2 and "Traceback" not in err
     lines = err.strip().splitlines()
     assert "cannot export to NIR: 10 module(s) have no NIR form" in lines[0]
@@ -165,17 +156,15 @@ def test_faithful_checkpoint_is_refused_with_module_names(run, tmp_path, monkeyp
     assert not (tmp_path / "x.nir").exists()
 
 
-def test_broken_files_and_arguments_give_one_line(run, exported, tmp_path, monkeypatch, capsys):
+def test_broken_files_and_arguments_give_one_line(run, exported, tmp_path, run_main):
     root, ckpt = run
     good = exported[0]
     truncated = tmp_path / "cut.nir"
     truncated.write_bytes(good.read_bytes()[:1000])
     data = ["--checkpoint", str(ckpt), "--data", str(root / "cache")]
-    code, err = _main(monkeypatch, capsys, "verify", "nir", str(truncated), *data)
+    code, _, err = run_main("verify", "nir", truncated, *data)
     assert code == 2 and len(err.strip().splitlines()) == 1 and "truncated or corrupt" in err
-    code, err = _main(monkeypatch, capsys, "verify", "nir", str(good), *data, "--samples", "0")
+    code, _, err = run_main("verify", "nir", good, *data, "--samples", "0")
     assert code == 2 and "--samples must be >= 1" in err and len(err.strip().splitlines()) == 1
-    code, err = _main(
-        monkeypatch, capsys, "export", "nir", str(ckpt), "--out", str(tmp_path / "no" / "x.nir")
-    )
+    code, _, err = run_main("export", "nir", ckpt, "--out", tmp_path / "no" / "x.nir")
     assert code == 2 and "does not exist" in err

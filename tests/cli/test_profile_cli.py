@@ -8,19 +8,6 @@ import sys
 
 import pytest
 
-from qkf_snn.cli.main import main
-
-
-def run_cli(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["qkf", *map(str, args)])
-    try:
-        main()
-        code = 0
-    except SystemExit as exit_:
-        code = exit_.code or 0
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
@@ -46,11 +33,11 @@ def checkpoint(tmp_path_factory):
     return path, cache
 
 
-def test_profile_checkpoint_over_a_split(monkeypatch, capsys, checkpoint, tmp_path):
+def test_profile_checkpoint_over_a_split(run_main, checkpoint, tmp_path):
     path, cache = checkpoint
     out = tmp_path / "prof"
-    code, stdout, stderr = run_cli(
-        monkeypatch, capsys, "profile", path, "--data", cache, "--split", "train", "--samples", "5",
+    code, stdout, stderr = run_main(
+        "profile", path, "--data", cache, "--split", "train", "--samples", "5",
         "--batch-size", "2", "--out", out, "--integer-inputs", "mac",
     )  # fmt: skip
     assert code == 0, stderr
@@ -77,10 +64,10 @@ def test_profile_checkpoint_over_a_split(monkeypatch, capsys, checkpoint, tmp_pa
          "split 'nosuch': unknown (choose train, val, test)"),
     ],
 )  # fmt: skip
-def test_bad_input_is_one_line(monkeypatch, capsys, checkpoint, args, message):
+def test_bad_input_is_one_line(run_main, checkpoint, args, message):
     path, cache = checkpoint
     args = [str(path) if a == "CKPT" else str(cache) if a == "DATA" else a for a in args]
-    code, _, stderr = run_cli(monkeypatch, capsys, *args)
+    code, _, stderr = run_main(*args)
     assert code == 2
     assert message in stderr and len(stderr.strip().splitlines()) == 1
 

@@ -10,15 +10,11 @@ from pathlib import Path
 
 import nir
 import pytest
-from deploy_graphs import two_input_graph, two_layer_conv  # tests/hardware
+from deploy_graphs import two_input_graph, two_layer_conv  # tests/ (on sys.path: tests/conftest.py)
 
 from qkf_snn.hardware.deployment import PLATFORMS
 
 QKF = Path(sys.executable).with_name("qkf")  # the installed console script, as users call it
-
-
-def qkf(*args) -> subprocess.CompletedProcess:
-    return subprocess.run([str(QKF), *map(str, args)], capture_output=True, text=True, timeout=300)
 
 
 @pytest.fixture
@@ -28,7 +24,7 @@ def conv_file(tmp_path) -> Path:
     return path
 
 
-def test_passing_platforms_exit_0_and_write_markdown(conv_file):
+def test_passing_platforms_exit_0_and_write_markdown(qkf, conv_file):
     r = qkf("deploy", "check", conv_file, "--platform", "speck,loihi2,truenorth")
     assert r.returncode == 0, r.stderr
     assert "speck PASS, loihi2 PASS, truenorth PASS" in " ".join(r.stdout.split())
@@ -38,7 +34,7 @@ def test_passing_platforms_exit_0_and_write_markdown(conv_file):
     assert not list(conv_file.parent.glob(".*.tmp"))  # written atomically, nothing left behind
 
 
-def test_a_failing_platform_exits_1_with_json(conv_file, tmp_path):
+def test_a_failing_platform_exits_1_with_json(qkf, conv_file, tmp_path):
     report = tmp_path / "out" / "r.md"
     report.parent.mkdir()
     r = qkf("deploy", "check", conv_file, "--platform", "xylo,speck", "--json", "--report", report)
@@ -50,7 +46,7 @@ def test_a_failing_platform_exits_1_with_json(conv_file, tmp_path):
     assert report.is_file() and not conv_file.with_suffix(".deploy.md").exists()
 
 
-def test_two_input_node_fails_speck_and_xylo(tmp_path):
+def test_two_input_node_fails_speck_and_xylo(qkf, tmp_path):
     path = tmp_path / "two.nir"
     nir.write(path, two_input_graph())
     r = qkf("deploy", "check", path, "--platform", "all", "--json")
@@ -90,7 +86,7 @@ def test_bad_input_is_one_line_exit_2(tmp_path, conv_file, args, needle):
 
 
 @pytest.mark.slow
-def test_demo_av_model_end_to_end(tmp_path):
+def test_demo_av_model_end_to_end(qkf, tmp_path):
     """The demo's deployable AV model (untrained weights: the structure is what is checked), exported
     with `qkf export nir`, checked on every platform: float32 weights fail every integer chip."""
     from qkf_snn.training.build import DataInfo, ModelSpec
