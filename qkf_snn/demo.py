@@ -8,7 +8,8 @@ after an interruption) only does what is missing.
 
 The steps are one table, ``STEPS``: adding a step is one entry (its title, a function of the settings
 that does or reuses the work, and the summary key of its result). A result that holds ``passed`` is a
-check, and a failed check fails the demo (``failed_checks``).
+check, and a failed check fails the demo (``failed_checks``: `qkf demo` exits 1). What the summary
+prints is the CLI's (``cli/demo.py``), and the README block is ``readme_block`` here.
 
 This module sits above ``hardware`` and below ``cli``: it is the one piece of the library that uses
 every layer (datasets, training, the profiler and NIR), so no layer below may own it; the CLI only
@@ -191,9 +192,8 @@ def _train(s: DemoSettings, modality: str) -> dict[str, Any]:
     cfg = _config(s, modality)
     # A run made with other settings (an older recipe) would print numbers the recipe no longer gives.
     # Where the recipe file lies (a checkout, an installed wheel) is not a setting.
-    same = config_file.is_file() and _settings(yaml.safe_load(config_file.read_text())) == _settings(
-        cfg.to_dict()
-    )
+    saved = yaml.safe_load(config_file.read_text()) if config_file.is_file() else None
+    same = saved is not None and _settings(saved) == _settings(cfg.to_dict())
     if results_file.is_file() and same:
         s.console.print(f"reusing {run_dir}")
     else:
