@@ -29,13 +29,26 @@ def export_nir(
             help="Form of the file: portable (stock snnTorch + Norse + qkf), snntorch, norse or nir."
         ),
     ] = "portable",
+    weight_bits: Annotated[
+        int | None,
+        typer.Option(
+            "--weight-bits",
+            help="Post-training quantization to N-bit integer weights (2-16); scales folded into thresholds.",
+        ),
+    ] = None,
+    per_channel: Annotated[
+        bool,
+        typer.Option("--per-channel/--per-layer", help="One weight scale per output channel, or per layer."),
+    ] = True,
     layers: Annotated[bool, typer.Option("--layers/--no-layers", help="Print the per-layer table.")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Write the whole model (both encoders and the fusion for AV) as one NIR graph, BN folded."""
     from qkf_snn.hardware.nir.checkpoint import export_checkpoint
 
-    result = export_checkpoint(checkpoint, out, dt=dt, target=target)
+    result = export_checkpoint(
+        checkpoint, out, dt=dt, target=target, weight_bits=weight_bits, per_channel=per_channel
+    )
     s = result.summary
     if as_json:
         typer.echo(json.dumps({"path": str(result.path), **s.to_dict()}, indent=1))
@@ -57,8 +70,16 @@ def export_nir(
         f"{s.synapses:,} synapses, {s.params:,} nonzero parameters; "
         f"max fan-in {s.max_fan_in:,}, max fan-out {s.max_fan_out:,}; "
         f"dt={s.dt}, T={s.time_steps}; target {result.graph.metadata['target']} "
-        f"(for {result.graph.metadata['readers']})",
+        f"(for {result.graph.metadata['readers']}); weights {_precision(result.graph.metadata)}",
         highlight=False,
+    )
+
+
+def _precision(meta: dict) -> str:
+    if "weight_bits" not in meta:
+        return "float32"
+    return (
+        f"int{meta['weight_bits']} {meta['quant_granularity']} (logits = output x {meta['output_scale']:g})"
     )
 
 
@@ -162,7 +183,8 @@ def _print_report(r, every_node: bool) -> None:
     spiking = [n for n in r.nodes if n.spiking]
     console.print(
         f"reader {r.reader}, {r.graph_nodes} nodes: "
-        f"{r.samples} samples × {r.time_steps} steps, precision {r.precision}, dt={r.dt}: "
+        f"{r.samples} samples × {r.time_steps} steps, precision {r.precision}, dt={r.dt}, "
+        f"reference model {r.quantization}: "
         f"{len(spiking)} spiking nodes, {r.spikes_compared:,} spike values compared, "
         f"{r.spike_mismatches:,} differ; per-step logits max |diff| {r.logits_max_abs_diff:.3g}"
         f" ({len(r.unmatched)} graph nodes have no PyTorch counterpart)",

@@ -18,6 +18,7 @@ from qkf_snn.hardware.nir.summary import GraphSummary, summarize
 from qkf_snn.hardware.nir.targets import DEFAULT_TARGET
 from qkf_snn.hardware.nir.verify import Precision, VerifyReport, collate, verify_graph
 from qkf_snn.io import check_destination
+from qkf_snn.models.quant import QuantSpec, quant_spec_of, quantize_model
 
 
 @dataclass
@@ -28,15 +29,27 @@ class ExportResult:
 
 
 def export_checkpoint(
-    checkpoint: str | Path, out: str | Path, *, dt: float | None = None, target: str = DEFAULT_TARGET
+    checkpoint: str | Path,
+    out: str | Path,
+    *,
+    dt: float | None = None,
+    target: str = DEFAULT_TARGET,
+    weight_bits: int | None = None,
+    per_channel: bool = True,
 ) -> ExportResult:
     """Write the NIR graph of a checkpoint's model to ``out`` (BN folded, in the form of ``target``)
-    and summarise it."""
+    and summarise it. ``weight_bits``: post-training quantization (:func:`quantize_model`) to
+    integer weights; a QAT checkpoint is exported at its own bits when none are given."""
     from qkf_snn.training.checkpoint import load_model  # the training layer, only when exporting a run
 
+    spec = QuantSpec(weight_bits, per_channel) if weight_bits is not None else None
     check_destination(out, "--out", "file")  # before the work, not after it
     loaded = load_model(checkpoint)
-    graph = build_graph(loaded.model, dt=dt, target=target)
+    model = loaded.model
+    spec = spec or quant_spec_of(model)
+    if spec is not None:
+        model = quantize_model(model, spec)
+    graph = build_graph(model, dt=dt, target=target)
     graph.metadata.update(
         checkpoint=Path(checkpoint).name,
         checkpoint_kind=loaded.kind,

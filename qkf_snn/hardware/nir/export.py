@@ -32,6 +32,7 @@ line per module and raised together as :class:`NIRExportError`.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -66,6 +67,11 @@ from qkf_snn.models.fusion import AVClassifier, CrossModalQKAttention
 from qkf_snn.models.neurons import MultiStepNeuron
 from qkf_snn.models.qkformer import QKFormer, Stage
 
+QUANT_CONVENTION = (
+    "weights and biases are integers (weights symmetric, |Q| <= 2^(bits-1)-1); the float model's weights "
+    "are s*Q with s = 2^k per output channel or layer, folded into the following neuron's threshold "
+    "(v_threshold = threshold'/s; tau, r, v_reset = 0 unchanged); output * output_scale = the logits"
+)
 MASK_THRESHOLD = 1.5  # mask + K ∈ {0, 1, 2}: > 1.5 exactly when both spiked (AND)
 POOL_THRESHOLD = 0.5  # spike count in the window > 0.5: at least one spike (OR = max over spikes)
 FORMAT = "qkf-snn/nir-2"  # bump when the conventions below change (2: identifier names, no Scale, targets)
@@ -120,6 +126,7 @@ class GraphBuilder:
         self.shapes: dict[str, tuple[int, ...]] = {}  # output shape per node
         self.edges: list[tuple[str, str]] = []
         self.problems: list[str] = []
+        self.output_scale = 1.0  # graph output × this = the model's logits (quantized read-out)
 
     def add(
         self, name: str, node: nir.NIRNode, x: Flow | None, shape: tuple[int, ...], module: str = ""
@@ -155,8 +162,10 @@ class GraphBuilder:
         p = discrete_params(neuron)
         return reader_problem(p.beta, p.gain, self.dt, self.target.neuron_readers)
 
-    def neuron(self, lif: MultiStepNeuron, path: str, x: Flow) -> Flow:
-        node = neuron_to_nir(lif, x.shape, self.dt, self.target.neuron_readers)
+    def neuron(self, lif: MultiStepNeuron, path: str, x: Flow, scale: np.ndarray | None = None) -> Flow:
+        """``scale``: the per-channel weight scale of a quantized conv feeding the neuron, folded into
+        its threshold (see :mod:`qkf_snn.models.quant`)."""
+        node = neuron_to_nir(lif, x.shape, self.dt, self.target.neuron_readers, threshold_scale=scale)
         return self.add(path, node, x, x.shape, module=path)
 
     def conv(
@@ -241,6 +250,13 @@ def _conv_bn_spike(b: GraphBuilder, m: ConvBNSpike, path: str, x: Flow) -> Flow:
     elif m.pool is not None and (m.pool.dilation not in (1, (1, 1)) or m.pool.ceil_mode):
         b.problem(_join(path, "pool"), "only max-pools without dilation or ceil_mode map to SumPool2d")
     weight, bias = folded_conv_params(conv, m.bn)
+    scale = getattr(m, "weight_scale", None)  # a quantized model: weights s·Q, bias s·B, s = 2^k
+    if scale is not None:
+        scale = scale.detach().float().numpy()
+        weight = weight / scale.reshape(-1, *([1] * (weight.ndim - 1)))  # exact: Q and B, integers
+        bias = bias / scale
+        if not (np.array_equal(weight, np.round(weight)) and np.array_equal(bias, np.round(bias))):
+            b.problem(_join(path, "conv"), "weight_scale set but the weights are not integer multiples of it")
     if weight.ndim == 3:  # Conv1d 1×1 on [C, N] = Conv2d 1×1 on [C, H, W]
         weight = weight[..., None]
     stride = conv.stride if isinstance(conv, nn.Conv2d) else 1
@@ -259,7 +275,7 @@ def _conv_bn_spike(b: GraphBuilder, m: ConvBNSpike, path: str, x: Flow) -> Flow:
         padding=padding,
         module=_join(path, "conv"),
     )
-    y = b.neuron(m.lif, _join(path, "lif"), y)
+    y = b.neuron(m.lif, _join(path, "lif"), y, scale=scale)
     if m.pool_mode == "spike":
         pool = m.pool
         s = b.sum_pool(_join(path, "pool_sum"), y, pool.kernel_size, pool.stride, pool.padding)
@@ -420,7 +436,11 @@ def _input(b: GraphBuilder, key: str, encoder: QKFormer) -> Flow:
 
 
 def _readout(
-    b: GraphBuilder, parts: list[tuple[str, Flow, torch.Tensor]], bias: torch.Tensor | None, name: str
+    b: GraphBuilder,
+    parts: list[tuple[str, Flow, torch.Tensor]],
+    bias: torch.Tensor | None,
+    name: str,
+    scale: float | None = None,
 ) -> Flow:
     """Per-step logits ``W · [mean_tokens(s_1) ‖ mean_tokens(s_2)] + b`` for ``parts`` of
     ``(prefix, stream s_i, its weight columns W_i)``: each stream's sum over all tokens
@@ -429,8 +449,14 @@ def _readout(
     concatenation, summed from two edges); then a 1×1 ``Conv2d`` applies ``[W_1/N_1 ‖ W_2/N_2]`` and
     ``b``. No Flatten (stock readers flatten the batch with it) and no Scale: the output is
     ``[K, 1, 1]``. The token mean is folded into the weights, so the logits agree with PyTorch to
-    float rounding, not bit for bit."""
+    float rounding, not bit for bit.
+
+    Quantized (``scale`` σ: the read-out weights are ``σ·Q``): with ``L`` the least common multiple of
+    the token counts ``N_i``, the conv holds the integers ``Q_i·L/N_i`` and ``L·B`` and outputs the
+    logits divided by ``σ/L`` (``b.output_scale``)."""
     total = sum(stream.shape[0] for _, stream, _ in parts)
+    tokens = [int(np.prod(stream.shape[1:])) for _, stream, _ in parts]
+    common = math.lcm(*tokens) if scale is not None else 1
     sums: Flow | None = None
     blocks, offset = [], 0
     for prefix, stream, w in parts:
@@ -439,10 +465,16 @@ def _readout(
         if len(parts) > 1:
             s = b.sum_conv(_join(prefix, "place"), s, 1, 1, 0, out_channels=total, offset=offset)
         sums = s if sums is None else sums + s
-        blocks.append(w.detach().double() / (H * W))
+        if scale is None:
+            blocks.append(w.detach().double() / (H * W))
+        else:  # σ·Q / σ is exact, and so is the integer factor L/N
+            blocks.append(w.detach().double() / scale * (common // (H * W)))
         offset += C
     weight = torch.cat(blocks, dim=1).float().numpy()[:, :, None, None]
     b_np = bias.detach().float().numpy() if bias is not None else np.zeros(weight.shape[0], np.float32)
+    if scale is not None:
+        b_np = (b_np.astype(np.float64) / scale * common).astype(np.float32)
+        b.output_scale = scale / common
     return b.conv(name, weight, b_np, sums)
 
 
@@ -482,7 +514,7 @@ def _build(b: GraphBuilder, model: nn.Module) -> tuple[Flow, dict[str, object]]:
             return streams["audio"], {}
         wa, wv, bias = readout(model)
         parts = [("audio", streams["audio"], wa), ("video", streams["video"], wv)]
-        logits = _readout(b, parts, bias, "logits")
+        logits = _readout(b, parts, bias, "logits", getattr(model, "readout_scale", None))
         encoders = {"audio": model.audio, "video": model.video}
         info = {"fusion": model.fusion}
     elif isinstance(model, UniModalClassifier):
@@ -490,20 +522,33 @@ def _build(b: GraphBuilder, model: nn.Module) -> tuple[Flow, dict[str, object]]:
         head = _head_of(b, model.encoder, "encoder")
         if head is None:
             return stream, {}
-        logits = _readout(b, [("encoder", stream, head.weight)], head.bias, "encoder.head")
+        scale = getattr(model, "readout_scale", None)
+        logits = _readout(b, [("encoder", stream, head.weight)], head.bias, "encoder.head", scale)
         encoders, info = {model.modality: model.encoder}, {}
     elif isinstance(model, QKFormer):
         stream = b.convert(model, "", _input(b, "x", model))
         head = _head_of(b, model, "")
         if head is None:
             return stream, {}
-        logits = _readout(b, [("", stream, head.weight)], head.bias, "head")
+        logits = _readout(
+            b, [("", stream, head.weight)], head.bias, "head", getattr(model, "readout_scale", None)
+        )
         encoders, info = {"x": model}, {}
     else:
         raise UserError(
             f"cannot export {type(model).__name__}: expected a QKFormer, UniModalClassifier or AVClassifier"
         )
     steps = {e.config.time_steps for e in encoders.values()}
+    spec = getattr(model, "quant_spec", None)
+    if spec is not None:
+        info.update(
+            weight_bits=int(spec.bits),
+            quant_granularity=spec.granularity,
+            quantization=QUANT_CONVENTION,
+            output_scale=float(b.output_scale),
+        )
+    elif getattr(model, "qat_spec", None) is not None:
+        b.problem("<model>", "a QAT model exports through quantize_model (qkf export nir --weight-bits N)")
     info.update(
         time_steps=max(steps),
         inputs=",".join(encoders),

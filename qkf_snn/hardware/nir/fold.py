@@ -22,26 +22,18 @@ from torch import nn
 
 from qkf_snn.models.blocks import ConvBNSpike
 from qkf_snn.models.neurons import MultiStepNeuron
+from qkf_snn.models.quant import fold_conv_bn
 
 Batch = dict[str, torch.Tensor] | torch.Tensor
 
 
 def folded_conv_params(conv: nn.Module, bn: nn.Module) -> tuple[np.ndarray, np.ndarray]:
     """``(weight, bias)`` of ``conv`` with ``bn`` folded in, float32 numpy; ``bn`` may already be an
-    ``Identity`` (a folded model), then the conv's own weight and bias (zeros if none) are returned."""
-    weight = conv.weight.detach().double()
-    bias = conv.bias.detach().double() if conv.bias is not None else torch.zeros(weight.shape[0]).double()
-    if isinstance(bn, nn.modules.batchnorm._BatchNorm):
-        if bn.running_mean is None or bn.running_var is None:
-            raise ValueError("BatchNorm without running statistics cannot be folded")
-        gamma = bn.weight.detach().double() if bn.weight is not None else torch.ones_like(bias)
-        beta = bn.bias.detach().double() if bn.bias is not None else torch.zeros_like(bias)
-        g = gamma / torch.sqrt(bn.running_var.double() + bn.eps)
-        weight = weight * g.reshape(-1, *([1] * (weight.dim() - 1)))
-        bias = (bias - bn.running_mean.double()) * g + beta
-    elif not isinstance(bn, nn.Identity):
-        raise TypeError(f"cannot fold {type(bn).__name__} into a convolution")
-    return weight.float().numpy(), bias.float().numpy()
+    ``Identity`` (a folded model), then the conv's own weight and bias (zeros if none) are returned.
+    The fold itself is :func:`qkf_snn.models.quant.fold_conv_bn` (QAT folds exactly the same way)."""
+    with torch.no_grad():
+        weight, bias = fold_conv_bn(conv, bn)
+    return weight.numpy(), bias.numpy()
 
 
 @torch.no_grad()

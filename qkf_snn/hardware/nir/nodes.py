@@ -143,7 +143,14 @@ def reader_problem(beta: float, gain: float, dt: float, checks) -> str | None:
     return None
 
 
-def lif_node(p: DiscreteNeuron, shape: tuple[int, ...], dt: float, meta: dict, checks=()) -> nir.NIRNode:
+def lif_node(
+    p: DiscreteNeuron,
+    shape: tuple[int, ...],
+    dt: float,
+    meta: dict,
+    checks=(),
+    threshold_scale: np.ndarray | None = None,
+) -> nir.NIRNode:
     """An NIR ``LIF`` (β < 1) or ``IF`` (β = 1) for discrete parameters ``p`` such that
     :func:`recover` — and every reader formula in ``checks`` — gives back exactly ``p.beta`` and
     ``p.gain``. ``tau`` and ``r`` are float32 when such a pair exists (always at dt = 1 for τ = 2),
@@ -159,23 +166,33 @@ def lif_node(p: DiscreteNeuron, shape: tuple[int, ...], dt: float, meta: dict, c
     tau, r = solved
     full32 = lambda v: np.full(shape, v, dtype=np.float32)  # noqa: E731
     full = lambda v: np.full(shape, v, dtype=type(r))  # noqa: E731
+    v_threshold = full32(p.threshold)
+    if threshold_scale is not None:  # θ'/s per channel: exact, s is a power of two (models/quant.py)
+        s = np.asarray(threshold_scale, np.float32).reshape(-1, *([1] * (len(shape) - 1)))
+        v_threshold = (v_threshold / s).astype(np.float32)
+        meta = {**meta, "threshold_scaled": "v_threshold = threshold'/s, s the weight scale per channel"}
     meta = {"dt": float(dt), "beta": float(beta), "input_gain": float(gain), **meta}
     if tau is None:
-        return nir.IF(r=full(r), v_threshold=full32(p.threshold), v_reset=full32(0.0), metadata=meta)
+        return nir.IF(r=full(r), v_threshold=v_threshold, v_reset=full32(0.0), metadata=meta)
     return nir.LIF(
         tau=full(tau),
         r=full(r),
         v_leak=full32(0.0),
-        v_threshold=full32(p.threshold),
+        v_threshold=v_threshold,
         v_reset=full32(0.0),
         metadata=meta,
     )
 
 
 def neuron_to_nir(
-    neuron: MultiStepNeuron, shape: tuple[int, ...], dt: float = DEFAULT_DT, checks=()
+    neuron: MultiStepNeuron,
+    shape: tuple[int, ...],
+    dt: float = DEFAULT_DT,
+    checks=(),
+    threshold_scale: np.ndarray | None = None,
 ) -> nir.NIRNode:
-    """The NIR ``LIF``/``IF`` of a trained neuron (see :func:`lif_node`)."""
+    """The NIR ``LIF``/``IF`` of a trained neuron (see :func:`lif_node`); ``threshold_scale``: the
+    per-channel weight scale of a quantized layer, divided out of the threshold."""
     meta = {
         "threshold_nominal": float(neuron.nominal_threshold),
         "comparator": neuron.comparator,
@@ -186,7 +203,7 @@ def neuron_to_nir(
         # The same LIF, evaluated as SpikingJelly does: H = V + (I - V)/τ (decay_input) or
         # V - V/τ + I, τ in steps; the exact executor reads these to round as the model does.
         meta.update(form="spikingjelly", tau_steps=float(neuron.tau), decay_input=bool(neuron.decay_input))
-    return lif_node(discrete_params(neuron), shape, dt, meta, checks)
+    return lif_node(discrete_params(neuron), shape, dt, meta, checks, threshold_scale)
 
 
 def threshold_as_lif(threshold: float, shape: tuple[int, ...], dt: float, checks=()) -> nir.NIRNode:

@@ -35,6 +35,7 @@ from qkf_snn.hardware.nir.norse_exec import LifCell, topological_order
 from qkf_snn.hardware.nir.readers import get_reader
 from qkf_snn.models.neurons import MultiStepNeuron
 from qkf_snn.models.qkformer import QKFormer
+from qkf_snn.models.quant import QuantSpec, quantize_model
 
 Precision = Literal["pinned", "float32"]
 Batch = dict[str, torch.Tensor]
@@ -77,6 +78,7 @@ class VerifyReport:
     reader: str = "qkf"
     graph_nodes: int = 0
     load_error: str | None = None  # the reader could not load or run the graph: its error, one line
+    quantization: str = "float32"  # the reference: float32, or e.g. "int8 per-channel" (quantize_model)
 
     @property
     def loaded(self) -> bool:
@@ -93,6 +95,13 @@ class VerifyReport:
     @property
     def passed(self) -> bool:
         return self.loaded and self.first_divergence is None and self.logits_close
+
+
+def graph_quant_spec(meta: dict) -> QuantSpec | None:
+    """The quantization a graph was exported with (its ``weight_bits`` metadata), or None (float)."""
+    if "weight_bits" not in meta:
+        return None
+    return QuantSpec(int(meta["weight_bits"]), meta.get("quant_granularity", "per-channel") == "per-channel")
 
 
 def _model_input(model: nn.Module, batch: Batch):
@@ -157,7 +166,11 @@ def verify_graph(
         raise UserError("the NIR graph records no dt: it was not written by `qkf export nir`")
     dt = float(meta["dt"])
     dtype = torch.float64 if precision == "pinned" else torch.float32
-    model = model.eval()
+    model = original = model.eval()
+    spec = graph_quant_spec(meta)
+    if spec is not None and getattr(model, "quant_spec", None) != spec:
+        model = quantize_model(model, spec)  # a quantized file is checked against the quantized model
+    output_scale = float(meta.get("output_scale", 1.0))
     reference = fold_batchnorm(model).to(dtype)
     for neuron in reference.modules():  # neurons keep their float32 parameters (and arithmetic)
         if isinstance(neuron, MultiStepNeuron):
@@ -171,6 +184,7 @@ def verify_graph(
     except Exception as err:  # the reader's own failure is the finding, not a crash of ours
         return _not_loaded(graph, reader, precision, dt, err)
     module_of = {n: metadata(graph.nodes[n]).get("torch_module") for n in order}
+    analog_scale = _analog_scales(reference, module_of)
     checks = {
         n: NodeCheck(n, type(graph.nodes[n]).__name__, isinstance(graph.nodes[n], SPIKING))
         for n in order
@@ -192,7 +206,7 @@ def verify_graph(
         steps = ref_logits.shape[0]
         try:
             trace = runner.run(inputs, steps)
-            got_logits = trace.outputs.reshape(ref_logits.shape)
+            got_logits = trace.outputs.reshape(ref_logits.shape) * output_scale
         except UserError:
             raise
         except Exception as err:
@@ -215,6 +229,8 @@ def verify_graph(
                     f"{ref.numel()}: the file does not belong to this model"
                 )
             ref = ref.reshape(got.shape)
+            if name in analog_scale:  # a quantized conv's graph output is in units of its scale
+                got = got * analog_scale[name].to(got.dtype).reshape(1, 1, -1, *([1] * (got.dim() - 3)))
             check.compared += got.numel()
             check.max_abs_diff = max(check.max_abs_diff, float((got - ref).abs().max()))
             if check.spiking:
@@ -234,7 +250,8 @@ def verify_graph(
             break
     fold = None
     if check_fold:
-        fold = compare_folding(model, fold_batchnorm(model), [_model_input(model, b) for b in batches])
+        # BN folding of the float model (quantization's own effect is accuracy, not a fold question)
+        fold = compare_folding(original, fold_batchnorm(original), [_model_input(model, b) for b in batches])
     return VerifyReport(
         samples=samples,
         time_steps=steps,
@@ -250,7 +267,21 @@ def verify_graph(
         fold=fold,
         reader=reader,
         graph_nodes=len(graph.nodes),
+        quantization=spec.describe() if spec is not None else "float32",
     )
+
+
+def _analog_scales(model: nn.Module, module_of: dict[str, str | None]) -> dict[str, torch.Tensor]:
+    """Graph node -> per-channel weight scale, for the convs of a quantized model (whose graph nodes
+    hold ``Q·x + B`` where the model computes ``s·(Q·x + B)``)."""
+    modules = dict(model.named_modules())
+    out = {}
+    for name, path in module_of.items():
+        if path and path.endswith(".conv"):
+            scale = getattr(modules.get(path.rsplit(".", 1)[0]), "weight_scale", None)
+            if scale is not None:
+                out[name] = scale
+    return out
 
 
 def _one_line(err: BaseException) -> str:

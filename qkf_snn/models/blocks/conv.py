@@ -54,10 +54,19 @@ class ConvBNSpike(nn.Module):
         self.pool = nn.MaxPool2d(3, 2, 1) if pool else None
         neuron = neuron or NeuronConfig()
         self.lif = neuron.build(**({} if threshold is None else {"threshold": threshold}))
+        self.qat = None  # a models.quant.QuantSpec under quantization-aware training (enable_qat)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = merge_time(self.conv, x)
-        y = merge_time(self.bn, y)
+        if self.qat is not None:  # BN folded (frozen) and the weights fake-quantized: models/quant.py
+            from qkf_snn.models.quant import fake_quant_conv
+
+            weight, bias = fake_quant_conv(self.conv, self.bn, self.qat)
+            T, B = x.shape[:2]
+            y = self.conv._conv_forward(x.flatten(0, 1), weight, bias)
+            y = y.reshape(T, B, *y.shape[1:])
+        else:
+            y = merge_time(self.conv, x)
+            y = merge_time(self.bn, y)
         if self.pool_mode == "analog":
             y = merge_time(self.pool, y)
         y = self.lif(y)
