@@ -171,6 +171,25 @@ def train(
     min_lr: Annotated[
         float | None, typer.Option(help="Learning rate at the end of the cosine."), Key("optim.min_lr")
     ] = None,
+    qat_bits: Annotated[
+        int | None,
+        typer.Option(
+            help="Quantization-aware training with N-bit weights (2-16; with --resume-from to fine-tune)."
+        ),
+        Key("quant.bits"),
+    ] = None,
+    qat_per_channel: Annotated[
+        bool | None,
+        typer.Option(
+            "--qat-per-channel/--qat-per-layer", help="QAT: one weight scale per channel or per layer."
+        ),
+        Key("quant.per_channel"),
+    ] = None,
+    resume_from: Annotated[
+        str | None,
+        typer.Option(help="Start from this checkpoint's weights (fine-tuning; a new run)."),
+        Key("run.resume_from"),
+    ] = None,
     weight_decay: Annotated[
         float | None, typer.Option(help="AdamW weight decay (not on 1-D params)."), Key("optim.weight_decay")
     ] = None,

@@ -32,6 +32,7 @@ from torch import nn
 
 from qkf_snn.errors import UserError, first_line
 from qkf_snn.io import atomic_write_bytes
+from qkf_snn.models.quant import QuantSpec, enable_qat
 from qkf_snn.training.build import DataInfo, ModelSpec
 
 FORMAT = "qkf-checkpoint"
@@ -101,6 +102,21 @@ class LoadedModel:
         return self.data.class_names
 
 
+def quant_spec(config: dict[str, Any]) -> QuantSpec | None:
+    """The QAT quantization a run's saved config asks for, or None (float training)."""
+    quant = config.get("quant") or {}
+    return (
+        None
+        if quant.get("bits") is None
+        else QuantSpec(int(quant["bits"]), bool(quant.get("per_channel", True)))
+    )
+
+
+def init_from(model: nn.Module, path: str | Path) -> None:
+    """Load the weights of checkpoint ``path`` into ``model`` (``--resume-from``: fine-tuning)."""
+    load_state(model, read_checkpoint(path)["model"], f"--resume-from {path}")
+
+
 def load_model(path: str | Path) -> LoadedModel:
     """Rebuild the model of a checkpoint (``best.pt`` or ``last.pt``) and load its weights."""
     path = Path(path)
@@ -108,6 +124,9 @@ def load_model(path: str | Path) -> LoadedModel:
     spec = ModelSpec.from_dict(ckpt["spec"])
     model = spec.build()
     load_state(model, ckpt["model"], f"checkpoint {path}")
+    qat = quant_spec(ckpt.get("config", {}))
+    if qat is not None:  # a QAT run: its forward is the quantized one
+        enable_qat(model, qat)
     model.eval()
     return LoadedModel(
         model=model,

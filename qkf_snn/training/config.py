@@ -25,6 +25,7 @@ from qkf_snn.io import atomic_write_bytes
 from qkf_snn.models.fusion import FUSIONS
 from qkf_snn.models.neurons import NeuronConfig
 from qkf_snn.models.neurons.lif import FORMS
+from qkf_snn.models.quant import QuantSpec
 from qkf_snn.resources import recipe_dir
 from qkf_snn.training.determinism import CPU_ISA_ENV
 from qkf_snn.units import parse_energy
@@ -121,6 +122,21 @@ class EnergyConfig:
 
 
 @dataclass
+class QuantConfig:
+    """Quantization-aware training (``models/quant.py``): every conv runs its BN-folded weights as
+    ``bits``-bit integers times a power-of-two scale (straight-through gradients; BN frozen at its
+    running statistics), so the run's forward pass is exactly its export with ``--weight-bits bits``.
+    None: float training. Usually with ``run.resume_from`` (fine-tuning a float checkpoint)."""
+
+    bits: int | None = None
+    per_channel: bool = True  # one scale per output channel (False: per layer)
+
+    @property
+    def spec(self) -> QuantSpec | None:
+        return None if self.bits is None else QuantSpec(self.bits, self.per_channel)
+
+
+@dataclass
 class RunConfig:
     seed: int = 0
     patience: int = 20  # early stopping: epochs without a better validation score; 0 disables
@@ -138,6 +154,7 @@ class RunConfig:
     # pinned to one instruction set (None: the host's best), so hosts of one kind agree bit for bit.
     deterministic: bool = False
     cpu_isa: str | None = None  # avx2 | None
+    resume_from: str | None = None  # a checkpoint whose weights the run starts from (fine-tuning)
 
 
 @dataclass
@@ -149,6 +166,7 @@ class TrainConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     balance: BalanceConfig = field(default_factory=BalanceConfig)
     energy: EnergyConfig = field(default_factory=EnergyConfig)
+    quant: QuantConfig = field(default_factory=QuantConfig)
     run: RunConfig = field(default_factory=RunConfig)
     recipe: str | None = None  # the recipe file these settings started from (informational)
 
@@ -229,6 +247,10 @@ class TrainConfig:
         if not self.energy.model:
             raise UserError("energy.model: empty; name one of the profiler's energy models")
         _ = self.energy.budget_pj  # one line naming energy.budget when it is not an energy
+        try:
+            _ = self.quant.spec
+        except UserError as err:
+            raise UserError(f"quant.bits: {err}") from None
         if not 0 <= self.optim.label_smoothing < 1:
             raise UserError(f"optim.label_smoothing: must be in [0, 1), got {self.optim.label_smoothing}")
         if self.modality != "av" and (self.balance.ogm_ge or self.balance.aux_weight):

@@ -29,12 +29,20 @@ from torch.nn.parallel import DistributedDataParallel
 from qkf_snn.errors import RunStopped, UserError
 from qkf_snn.io import FolderLock, atomic_write_bytes, check_destination, remove_stale_temps, writing
 from qkf_snn.models import recalibrate_bn
+from qkf_snn.models.quant import enable_qat
 from qkf_snn.training import determinism, distributed
 from qkf_snn.training import terms as loss_terms
 from qkf_snn.training.balancing import Modulation, apply_ogm_ge, ogm_active, trains_probe_heads
 from qkf_snn.training.build import DataInfo, check_model_fits, model_spec
 from qkf_snn.training.build import loss_terms as builtin_terms
-from qkf_snn.training.checkpoint import load_state, read_checkpoint, rng_state, save_checkpoint, set_rng_state
+from qkf_snn.training.checkpoint import (
+    init_from,
+    load_state,
+    read_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
 from qkf_snn.training.config import TrainConfig, save_config
 from qkf_snn.training.data import build_dataset, make_loader, per_rank_batch, to_device
 from qkf_snn.training.logging import RunLogger
@@ -169,6 +177,10 @@ def _train(
     spec = model_spec(cfg, info)
     model = spec.build()
     check_model_fits(model, info, f"model {spec.name}")
+    if cfg.run.resume_from and ckpt is None:  # fine-tuning: start from another run's weights
+        init_from(model, cfg.run.resume_from)
+    if cfg.quant.spec is not None:  # QAT: fake-quantized BN-folded weights, BN frozen (models/quant.py)
+        enable_qat(model, cfg.quant.spec)
     model.to(device)
     modalities = model.modalities
     optimizer = make_optimizer(model, cfg)
@@ -336,7 +348,7 @@ def _train(
                     device=device,
                 )
             )  # fmt: skip
-            if cfg.run.bn_recalibration:
+            if cfg.run.bn_recalibration and cfg.quant.spec is None:  # QAT freezes BN: nothing to redo
                 calib_loader.sampler.set_epoch(0)
                 calib = itertools.islice(calib_loader, cfg.run.bn_recalibration)
                 recalibrate_bn(model, (to_device(b, modalities, device) for b in calib))

@@ -196,7 +196,7 @@ def checkpoint(tmp_path_factory):
     from qkf_snn.training.data import build_dataset
 
     root = tmp_path_factory.mktemp("quant_cli")
-    synthesize("crema", root / "raw", clips=12, seed=0)
+    synthesize("crema", root / "raw", clips=18, seed=0)
     prepare("crema", root / "raw", root / "cache", time_steps=4, image_size=32, n_mels=32, audio_width=32,
             progress=False)  # fmt: skip
     config = TrainConfig.from_dict(
@@ -256,3 +256,59 @@ def test_cli_exports_verifies_and_deploys_quantized_graphs(checkpoint):
     r = _qkf("verify", "nir", out, "--checkpoint", ckpt, *data, "--samples", "2", "--no-fold-check")
     assert r.returncode == 0, r.stdout + r.stderr
     assert "reference model int4 per-layer" in " ".join(r.stdout.split())
+
+
+def _record(model, batch) -> dict[str, torch.Tensor]:
+    out: dict[str, torch.Tensor] = {}
+    hooks = [
+        m.register_forward_hook(lambda mod, i, o, n=n: out.__setitem__(n, o))
+        for n, m in model.named_modules()
+        if isinstance(m, MultiStepNeuron)
+    ]
+    with torch.no_grad():
+        out["logits"] = model.forward_steps(batch)
+    for h in hooks:
+        h.remove()
+    return out
+
+
+def test_qat_fine_tunes_a_checkpoint_and_exports_exactly_what_it_trained(checkpoint):
+    """`qkf train --qat-bits 4 --resume-from CKPT`: starts from the checkpoint's weights, trains with
+    fake-quantized weights, records the setting; its forward is bit-exact to its 4-bit export."""
+    import yaml
+
+    from qkf_snn.hardware.nir.verify import collate
+    from qkf_snn.models.quant import quantize_model
+    from qkf_snn.training.checkpoint import load_model, read_checkpoint
+    from qkf_snn.training.data import build_dataset
+
+    root, ckpt = checkpoint
+    r = _qkf("train", "crema", "--modality", "av", "--data", root / "cache", "--model", "qkf_av_tiny_deploy",
+             "--qat-bits", "4", "--resume-from", ckpt, "--epochs", "1", "--batch-size", "4", "--out",
+             root / "runs", "--name", "qat", "--progress", "none", "--device", "cpu", "--workers", "0",
+             "--no-augment", "--patience", "0", "--lr", "1e-3", "--warmup-epochs", "0")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    run = root / "runs" / "qat"
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    assert saved["quant"] == {"bits": 4, "per_channel": True} and saved["run"]["resume_from"] == str(ckpt)
+    start, trained = read_checkpoint(ckpt)["model"], read_checkpoint(run / "best.pt")["model"]
+    conv = "audio.stages.0.embed.layers.0.conv.weight"
+    assert not torch.equal(start[conv], trained[conv])  # it trained from there...
+    assert (start[conv] - trained[conv]).abs().max() < 0.1 * start[conv].abs().max()  # ...not from scratch
+    stats = "audio.stages.0.embed.layers.0.bn.running_var"
+    assert torch.equal(start[stats], trained[stats])  # BN frozen
+
+    loaded = load_model(run / "best.pt")
+    assert loaded.model.qat_spec == QuantSpec(4)
+    data = build_dataset(loaded.config, root / "cache", "train")
+    batch = collate([data[i] for i in range(4)])
+    qat, ptq = _record(loaded.model, batch), _record(quantize_model(loaded.model, QuantSpec(4)), batch)
+    assert qat.keys() == ptq.keys() and len(qat) > 40
+    assert all(torch.equal(qat[k], ptq[k]) for k in qat)  # every neuron's spikes, and the logits
+
+    out = root / "qat.nir"
+    r = _qkf("export", "nir", run / "best.pt", "--out", out, "--weight-bits", "4")
+    assert r.returncode == 0, r.stderr
+    r = _qkf("verify", "nir", out, "--checkpoint", run / "best.pt", "--data", root / "cache", "--split",
+             "train", "--samples", "2", "--no-fold-check")  # fmt: skip
+    assert r.returncode == 0 and "reference model int4 per-channel" in " ".join(r.stdout.split()), r.stdout
