@@ -81,6 +81,8 @@ def test_load_report_rejects_other_files(tmp_path):
 # data/profile_report holds a fixed profile (a tiny audio QKFormer with SSA products, plus one made-up
 # unattributed row whose reason contains a '|') and the report files the single-module report.py wrote
 # for it before it was split into document / render / terminal / report: the split changed no byte.
+# Since then (issue 16) the files say which precision the energy assumes: the protocol's
+# weight_precision / arithmetic fields, energy.arithmetic, and one "Precision assumed" line each.
 GOLDEN = Path(__file__).parent / "data" / "profile_report"
 GOLDEN_META = {"model_name": "golden", "split": "val", "checkpoint": "best.pt"}
 

@@ -20,7 +20,13 @@ from qkf_snn.hardware.profile.conventions import (
     sensitivity,
     spikes_per_synapse,
 )
-from qkf_snn.hardware.profile.energy import CONSTANTS, REFERENCE_POINTS, break_even, estimate_energy
+from qkf_snn.hardware.profile.energy import (
+    CONSTANTS,
+    REFERENCE_POINTS,
+    arithmetic_for,
+    break_even,
+    estimate_energy,
+)
 from qkf_snn.hardware.profile.records import Profile
 
 SCHEMA = "qkf-snn.profile"
@@ -36,8 +42,35 @@ DEFINITIONS = {
     "spikingjelly": "SpikingJelly 2.0 SynOpCounter: conv/linear/matmul on {0,1} inputs only",
     "ann": "ANN twin: every layer dense, one pass (T = 1)",
 }
-MAIN_ENERGY = "h45_fp32_exact"
+MAIN_ENERGY = "h45_fp32_exact"  # float32 models; a quantized one is priced by main_energy()
+
+
+def main_energy(profile: Profile) -> tuple[str, str, str]:
+    """``(energy model, arithmetic, why)`` for the profiled model: exact counts at 45 nm, in the
+    arithmetic its weights call for (INT8 for a model quantized to at most 8 bits)."""
+    arithmetic, why = arithmetic_for(profile.meta.get("weight_bits"))
+    return f"h45_{arithmetic}_exact", arithmetic, why
+
+
 PER_SAMPLE = "per sample: additive (a clip's number does not depend on the clips profiled with it)"
+
+
+def arithmetic_of(doc: dict) -> str:
+    """The arithmetic a profile document's main energy assumes (``fp32`` in reports saved before
+    quantized models were profiled)."""
+    return doc["energy"].get("arithmetic", "fp32")
+
+
+def energy_key(doc: dict) -> str:
+    """Per-convention totals key of the energy in the document's own arithmetic."""
+    return f"energy_h45_{arithmetic_of(doc)}_pj"
+
+
+def precision_line(doc: dict) -> str:
+    """One sentence: the model's weight precision and the arithmetic its energy was priced with."""
+    p = doc["protocol"]
+    why = p.get("arithmetic_reason", "45 nm FP32 MAC/AC constants (h45.fp32.*)")
+    return f"weights {p.get('weight_precision', 'float32')}; energy priced with {why}"
 
 
 def compact(x: float | None) -> str:
@@ -73,20 +106,27 @@ def build_report(
     counts = layer_counts(profile, options)
     energy = estimate_energy(profile, options)
     sps = spikes_per_synapse(profile)
-    totals = _totals(profile, options, sps)
+    main, arithmetic, why = main_energy(profile)
+    totals = _totals(profile, options, sps, arithmetic)
     return {
         "schema": SCHEMA,
         "schema_version": SCHEMA_VERSION,
         "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "qkf_snn_version": qkf_snn.__version__,
         "torch_version": torch.__version__,
-        "protocol": _protocol(profile, options, meta),
+        "protocol": {
+            **_protocol(profile, options, meta),
+            "weight_precision": profile.meta.get("weight_precision", "float32"),
+            "arithmetic": arithmetic,
+            "arithmetic_reason": why,
+        },
         "totals": totals,
-        "groups": _groups(profile, counts, energy[MAIN_ENERGY].per_layer),
+        "groups": _groups(profile, counts, energy[main].per_layer, main),
         "counts": [vars(c) for c in counts],
         "measurements": profile.to_dict(),
         "energy": {
-            "main": MAIN_ENERGY,
+            "main": main,
+            "arithmetic": arithmetic,
             "models": {k: v.to_dict() for k, v in energy.items()},
             "constants": {k: vars(c) for k, c in CONSTANTS.items()},
             "reference_points": REFERENCE_POINTS,
@@ -112,13 +152,16 @@ def _protocol(profile: Profile, options: CountOptions, meta: dict[str, Any] | No
     }
 
 
-def _totals(profile: Profile, options: CountOptions, sps: dict[str, Any]) -> dict[str, Any]:
-    """Per sample, for the whole split, per step, per convention (with its energy at 45 nm)."""
+def _totals(profile: Profile, options: CountOptions, sps: dict[str, Any], arithmetic: str) -> dict[str, Any]:
+    """Per sample, for the whole split, per step, per convention (with its energy at 45 nm: FP32, and
+    in the model's own ``arithmetic``)."""
     conventions = convention_totals(profile, options)
     for totals in conventions.values():
-        totals["energy_h45_fp32_pj"] = (
-            totals["mac"] * CONSTANTS["h45.fp32.mac"].value + totals["ac"] * CONSTANTS["h45.fp32.ac"].value
-        )
+        for precision in dict.fromkeys(("fp32", arithmetic)):
+            totals[f"energy_h45_{precision}_pj"] = (
+                totals["mac"] * CONSTANTS[f"h45.{precision}.mac"].value
+                + totals["ac"] * CONSTANTS[f"h45.{precision}.ac"].value
+            )
         totals["scope"] = scope(totals)
     per_step = {
         "spikes": _sum_lists([n.spikes_per_step for n in profile.neurons]),
@@ -153,7 +196,9 @@ def _sum_lists(lists: list[list[float] | None]) -> list[float] | None:
     return [sum(col) for col in zip(*lists, strict=True)]
 
 
-def _groups(profile: Profile, counts, energy_per_layer: dict[str, float]) -> dict[str, dict[str, float]]:
+def _groups(
+    profile: Profile, counts, energy_per_layer: dict[str, float], main: str
+) -> dict[str, dict[str, float]]:
     groups: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     for n in profile.neurons:
         g = groups[n.group]
@@ -164,7 +209,7 @@ def _groups(profile: Profile, counts, energy_per_layer: dict[str, float]) -> dic
         g = groups[c.group]
         for key in ("paper_mac", "paper_ac", "exact_mac", "exact_ac", "ann_mac"):
             g[key] += getattr(c, key)
-        g[f"energy_{MAIN_ENERGY}_pj"] += energy_per_layer.get(c.name, 0.0)
+        g[f"energy_{main}_pj"] += energy_per_layer.get(c.name, 0.0)
     for g in groups.values():
         g["firing_rate"] = g["spikes"] / g["membrane_updates"] if g.get("membrane_updates") else 0.0
     return {k: dict(v) for k, v in groups.items()}

@@ -149,6 +149,17 @@ class EnergyResult:
         return asdict(self)
 
 
+def arithmetic_for(weight_bits: int | None) -> tuple[str, str]:
+    """The 45 nm arithmetic a model's operations are priced with, and which constants that is: integer
+    weights of at most 8 bits (a quantized model: ``qkf export nir --weight-bits``, or QAT) take the
+    INT8 constants, everything else FP32 (INT8 is the table's only integer arithmetic)."""
+    if weight_bits is not None and weight_bits <= 8:
+        return "int8", "45 nm INT8 MAC/AC constants (h45.int8.*)"
+    if weight_bits is not None:
+        return "fp32", "45 nm FP32 MAC/AC constants (h45.fp32.*): wider than INT8, the table's only integers"
+    return "fp32", "45 nm FP32 MAC/AC constants (h45.fp32.*)"
+
+
 def energy_45nm(macs: float, acs: float, precision: str = "fp32") -> float:
     """E = E_MAC · MACs + E_AC · ACs in pJ (Horowitz 45 nm)."""
     return constant(f"h45.{precision}.mac") * macs + constant(f"h45.{precision}.ac") * acs

@@ -32,6 +32,7 @@ from qkf_snn.hardware.profile.records import (
     SynapseRecord,
     UnattributedRecord,
 )
+from qkf_snn.models.quant import quant_spec_of, quantize_model
 
 # Synaptic layers whose last name component is `head` or ends in `_head` are read-out heads
 # (the paper convention lets them be counted as MAC or AC).
@@ -567,8 +568,13 @@ def profile_model(
     """Profile ``model`` in eval mode over ``batches`` (dicts, tensors, anything ``forward``
     accepts), up to ``max_samples`` samples. The first batch also audits functional operators.
     The model's train/eval mode is restored afterwards."""
-    was_training = model.training
+    original, was_training = model, model.training
     model.eval()
+    spec = quant_spec_of(model)
+    if getattr(model, "qat_spec", None) is not None:
+        # A QAT model's forward is its post-training quantization at the same bits, run through the
+        # ordinary conv modules that the counters hook (the QAT path calls the conv function).
+        model = quantize_model(model, spec)
     try:
         with Profiler(model, head_pattern=head_pattern) as prof:
             for i, batch in enumerate(batches):
@@ -579,6 +585,11 @@ def profile_model(
                     if batch_size(batch) > left:
                         batch = take(batch, left)
                 prof.run(batch, forward=forward, audit=audit and i == 0)
-        return prof.result()
+        profile = prof.result()
+        profile.meta.update(
+            weight_bits=None if spec is None else spec.bits,
+            weight_precision="float32" if spec is None else spec.describe(),
+        )
+        return profile
     finally:
-        model.train(was_training)
+        original.train(was_training)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from qkf_snn.hardware.profile.document import MAIN_ENERGY, PER_SAMPLE
+from qkf_snn.hardware.profile.document import PER_SAMPLE, arithmetic_of, energy_key, precision_line
 from qkf_snn.hardware.profile.document import compact as _n
 from qkf_snn.hardware.profile.document import microjoules as _uj
 
@@ -56,6 +56,8 @@ def _protocol(doc: dict) -> list[str]:
         f"or time steps). Paper-convention options: first layer ×{o['first_layer']}, head {o['head']}, "
         f"integer inputs {o['integer_inputs']}. Main energy model: `{doc['energy']['main']}`.",
         "",
+        f"Precision assumed: {precision_line(doc)}.",
+        "",
     ]
 
 
@@ -96,7 +98,7 @@ def _conventions(doc: dict) -> list[str]:
             k,
             _n(v["mac"]),
             _n(v["ac"]),
-            _uj(v["energy_h45_fp32_pj"]),
+            _uj(v[energy_key(doc)]),
             t["definitions"][k],
             v.get("scope", PER_SAMPLE),
         ]
@@ -115,7 +117,10 @@ def _conventions(doc: dict) -> list[str]:
     split = " (each partly split-level, as above):" if conv["paper"].get("split_level_products") else ":"
     return _section(
         "Synaptic operations: every convention side by side",
-        _table(["convention", "MAC", "AC", "E @45 nm FP32 (µJ)", "definition", "scope"], rows),
+        _table(
+            ["convention", "MAC", "AC", f"E @45 nm {arithmetic_of(doc).upper()} (µJ)", "definition", "scope"],
+            rows,
+        ),  # fmt: skip
         f"NeuroBench 'Dense' (valid connections, padding excluded): {_n(conv['neurobench']['dense'])}.",
         "Paper-convention totals with one option changed at a time" + split,
         _table(["option", "value", "MAC", "AC", "E @45 nm FP32 (µJ)"], options),
@@ -164,7 +169,7 @@ def _per_group(doc: dict) -> list[str]:
             _n(v.get("paper_ac")),
             _n(v.get("exact_mac")),
             _n(v.get("exact_ac")),
-            _uj(v.get(f"energy_{MAIN_ENERGY}_pj")),
+            _uj(v.get(f"energy_{doc['energy']['main']}_pj")),
         ]
         for g, v in doc["groups"].items()
     ]

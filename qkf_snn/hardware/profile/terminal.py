@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from qkf_snn.hardware.profile.document import arithmetic_of, energy_key
 from qkf_snn.hardware.profile.document import compact as _n
 from qkf_snn.hardware.profile.document import microjoules as _uj
 
@@ -32,7 +33,7 @@ def rich_tables(doc: dict) -> list:
         f"{ps['spikes_per_synapse']:.3f}",
     ]
     conv = [
-        [k, _n(v["mac"]), _n(v["ac"]), _uj(v["energy_h45_fp32_pj"]), _where(v)]
+        [k, _n(v["mac"]), _n(v["ac"]), _uj(v[energy_key(doc)]), _where(v)]
         for k, v in t["conventions"].items()
     ]
     energy = [
@@ -44,13 +45,14 @@ def rich_tables(doc: dict) -> list:
     ]
     tables = [
         _table(
-            f"{name}: {p['samples']} samples, T = {p['time_steps']} (per sample)",
+            f"{name}: {p['samples']} samples, T = {p['time_steps']} (per sample); weights "
+            f"{p.get('weight_precision', 'float32')}, energy at 45 nm {arithmetic_of(doc).upper()}",
             ["spikes", "firing rate", "membrane updates", "exact events", "spikes/synapse"],
             [head],
         ),
         _table(
             "Synaptic operations per sample, every convention",
-            ["convention", "MAC", "AC", "µJ @45nm FP32", "scope"],
+            ["convention", "MAC", "AC", f"µJ @45nm {arithmetic_of(doc).upper()}", "scope"],
             conv,
             left=("convention", "scope"),
         ),
