@@ -34,6 +34,16 @@ def profile(
         str, typer.Option(help="Paper convention for integer-stream inputs: ac_count, ac_rate or mac.")
     ] = "ac_count",
     plots: Annotated[bool, typer.Option(help="Write the PNG plots.")] = True,
+    weight_bits: Annotated[
+        int | None,
+        typer.Option(
+            "--weight-bits", help="Profile the N-bit quantized model (as `qkf export nir --weight-bits`)."
+        ),
+    ] = None,
+    per_channel: Annotated[
+        bool,
+        typer.Option("--per-channel/--per-layer", help="With --weight-bits: scales per channel or layer."),
+    ] = True,
 ) -> None:
     """Spike, SOP and energy profile of a checkpoint over a data split (JSON, Markdown, PNG)."""
     from rich.console import Console
@@ -42,6 +52,10 @@ def profile(
     from qkf_snn.hardware.profile.report import load_report, rich_tables
 
     options = CountOptions(first_layer=first_layer, head=head, integer_inputs=integer_inputs)
+    if weight_bits is not None:  # one line before any work
+        from qkf_snn.models.quant import QuantSpec
+
+        QuantSpec(weight_bits, per_channel)
     if not checkpoint.is_file():
         raise UserError(f"CHECKPOINT {checkpoint}: no such file")
     if not data.is_dir():
@@ -51,7 +65,9 @@ def profile(
     if batch_size < 1:
         raise UserError(f"--batch-size {batch_size}: must be at least 1")
     out = check_destination(out or checkpoint.parent / f"profile-{split}", "--out", "dir")
-    prof, meta = profile_checkpoint(checkpoint, data, split, samples, batch_size, device)
+    prof, meta = profile_checkpoint(
+        checkpoint, data, split, samples, batch_size, device, weight_bits=weight_bits, per_channel=per_channel
+    )
     paths = write_report(prof, out, options, meta, plots=plots)
     console = Console()
     for table in rich_tables(load_report(paths["json"])):

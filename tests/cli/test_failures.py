@@ -172,6 +172,8 @@ CASES = [
          ("audio_noise", "abc"), absent=("s",)),
     Case("prepare-n-mels-unresolvable", "data prepare crema --raw {raw} --out c --n-mels 100000", 2,
          ("--n-mels 100000", "at most 114"), absent=("c",)),
+    Case("profile-weight-bits-out-of-range", "profile {ckpt} --data {cache} --weight-bits 20 --out p", 2,
+         ("weight bits", "2..16", "20"), absent=("p",)),
     Case("export-weight-bits-out-of-range", "export nir {ckpt} --out q.nir --weight-bits 1", 2,
          ("weight bits", "2..16", "1"), absent=("q.nir",)),
     Case("train-unknown-model", f"train crema --data {{cache}} --out runs --name r {TRAIN} --model nope", 2,
