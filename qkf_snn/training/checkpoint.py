@@ -12,7 +12,13 @@ A checkpoint is a plain dict (nanoGPT style) of tensors and built-in types only,
     epoch, step               epochs completed; optimiser steps taken
     batch_in_epoch            batches of epoch ``epoch`` already trained (mid-epoch resume)
     metrics                   validation metrics of the epoch the model comes from (best) or {}
-    optimizer, scheduler, scaler, rng, state     (last only) to continue bit for bit
+    optimizer, scheduler, scaler, rng     (last only) their state dicts, to continue bit for bit
+    state                     (last only) :class:`TrainState` as a dict: progress, selection, history
+                              and the current epoch's running sums
+    terms                     (last only) each loss term's state_dict, by name (see terms.py)
+
+:func:`checkpoint_payload` builds this dict and :func:`restore` reads a ``last`` one back. Checkpoints
+written before loss terms (no ``terms``; ``state.coeff_sums`` a list [audio, video, steps]) resume too.
 
 Writes go to a temporary file beside the target, are flushed to disk, then renamed over it: a kill
 at any moment leaves the previous complete checkpoint in place.
@@ -21,8 +27,10 @@ at any moment leaves the previous complete checkpoint in place.
 from __future__ import annotations
 
 import io
+import math
 import random
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,10 +41,124 @@ from torch import nn
 from qkf_snn.errors import UserError, first_line
 from qkf_snn.io import atomic_write_bytes
 from qkf_snn.models.quant import QuantSpec, enable_qat
+from qkf_snn.training import terms as loss_terms
 from qkf_snn.training.build import DataInfo, ModelSpec
 
 FORMAT = "qkf-checkpoint"
 VERSION = 1
+
+
+@dataclass
+class CoeffSums:
+    """OGM-GE's coefficients summed over the current epoch's steps (their means are logged)."""
+
+    audio: float = 0.0
+    video: float = 0.0
+    steps: int = 0
+
+    def add(self, audio: float, video: float) -> None:
+        self.audio, self.video, self.steps = self.audio + audio, self.video + video, self.steps + 1
+
+    def means(self) -> dict[str, float]:
+        return {
+            "ogm_coeff_audio": self.audio / max(self.steps, 1),
+            "ogm_coeff_video": self.video / max(self.steps, 1),
+        }
+
+
+@dataclass
+class TrainState:
+    """Everything about progress that is not in the model/optimiser/scheduler state dicts."""
+
+    epoch: int = 0  # epochs completed
+    step: int = 0  # optimiser steps taken
+    batch_in_epoch: int = 0  # batches of the current epoch already trained
+    best_epoch: int = -1
+    best_acc: float = -1.0
+    best_loss: float = math.inf
+    bad_epochs: int = 0  # epochs since the last improvement (early stopping)
+    stopped_early: bool = False
+    history: list[dict[str, Any]] = field(default_factory=list)  # one record per epoch
+    # sums over the current epoch's batches on this rank (train loss and accuracy)
+    loss_sum: float = 0.0
+    ce_sum: float = 0.0  # the fused logits' CE alone (comparable with and without loss terms)
+    correct: int = 0
+    seen: int = 0
+    coeff_sums: CoeffSums = field(default_factory=CoeffSums)
+    # the loss terms' step scalars × samples; None for the rest of an epoch resumed from a checkpoint
+    # written before loss terms (its first steps' scalars are unknown, so the epoch has no means)
+    term_sums: dict[str, float] | None = field(default_factory=dict)
+
+    def next_epoch(self) -> None:
+        """Epoch ``epoch`` is done: move to the start of the next one, with empty sums."""
+        self.epoch, self.batch_in_epoch = self.epoch + 1, 0
+        self.loss_sum, self.ce_sum, self.correct, self.seen = 0.0, 0.0, 0, 0
+        self.coeff_sums, self.term_sums = CoeffSums(), {}
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainState:
+        coeff = data.get("coeff_sums", {})
+        if isinstance(coeff, list | tuple):  # before CoeffSums: [audio, video, steps]
+            coeff = {"audio": coeff[0], "video": coeff[1], "steps": int(coeff[2])}
+        if "term_sums" not in data and data.get("batch_in_epoch", 0) > 0:
+            data = {**data, "term_sums": None}
+        return cls(**{**data, "coeff_sums": CoeffSums(**coeff)})
+
+
+def checkpoint_payload(
+    kind: str,
+    *,
+    spec: ModelSpec,
+    data: DataInfo,
+    config: dict[str, Any],
+    model: nn.Module,
+    state: TrainState,
+    metrics: dict[str, Any] | None = None,
+    optimizer: torch.optim.Optimizer | None = None,
+    scheduler: Any = None,
+    scaler: Any = None,
+    terms: Sequence[loss_terms.LossTerm] = (),
+) -> dict[str, Any]:
+    """The dict described above; ``kind="last"`` adds what resuming needs."""
+    payload = {"kind": kind, "spec": spec.to_dict(), "data": data.to_dict(), "config": config,
+               "model": model.state_dict(), "epoch": state.epoch, "step": state.step,
+               "batch_in_epoch": state.batch_in_epoch, "metrics": metrics or {}}  # fmt: skip
+    if kind == "last":
+        payload.update(optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
+                       scaler=scaler.state_dict(), rng=rng_state(), state=state.to_dict(),
+                       terms=loss_terms.states(terms))  # fmt: skip
+    return payload
+
+
+def restore(
+    ckpt: dict[str, Any],
+    path: Path,
+    *,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    scaler: Any,
+    terms: Sequence[loss_terms.LossTerm] = (),
+) -> TrainState:
+    """Load a ``last`` checkpoint into freshly built objects, set the RNGs; the progress to continue from."""
+    load_state(model, ckpt["model"], f"checkpoint {path}")
+    groups = len(ckpt["optimizer"]["param_groups"])
+    if groups != len(optimizer.param_groups):
+        raise UserError(
+            f"--resume: checkpoint {path} holds an optimiser with {groups} parameter groups, this "
+            f"version builds {len(optimizer.param_groups)} (an older qkf wrote it); resume with that "
+            "version or start again with --overwrite"
+        )
+    optimizer.load_state_dict(ckpt["optimizer"])
+    scheduler.load_state_dict(ckpt["scheduler"])
+    scaler.load_state_dict(ckpt["scaler"])
+    set_rng_state(ckpt["rng"])
+    state = TrainState.from_dict(ckpt["state"])
+    loss_terms.load_states(terms, ckpt.get("terms"), path)
+    return state
 
 
 def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:

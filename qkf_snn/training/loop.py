@@ -1,6 +1,11 @@
 """The training loop, top to bottom: processes → data → model → optimiser → resume → epochs
 (train, validate, select on validation, early stop, checkpoint) → test once with the best model.
 
+:func:`train` reads like nanoGPT's train.py: ``_open`` and ``_build`` set a run up, then each epoch is
+:func:`train_epoch` (a :func:`train_step` per batch) and :func:`end_of_epoch` (validate, log, select,
+checkpoint), and :func:`test_best` tests the checkpoint chosen on validation once. The pieces share
+one :class:`Run`.
+
 Exact resume: ``last.pt`` is written at the end of every epoch and every ``run.checkpoint_every``
 steps with the model, optimiser, scheduler, scaler, RNG states and the position inside the epoch.
 Data order and augmentation depend only on (seed, epoch, position) (see data.py) and OGM-GE's noise
@@ -12,11 +17,10 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
-import math
 import signal
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,20 +37,22 @@ from qkf_snn.models.quant import enable_qat
 from qkf_snn.training import determinism, distributed
 from qkf_snn.training import terms as loss_terms
 from qkf_snn.training.balancing import Modulation, apply_ogm_ge, ogm_active, trains_probe_heads
-from qkf_snn.training.build import DataInfo, check_model_fits, model_spec
+from qkf_snn.training.build import DataInfo, ModelSpec, check_model_fits, model_spec
 from qkf_snn.training.build import loss_terms as builtin_terms
 from qkf_snn.training.checkpoint import (
+    TrainState,
+    checkpoint_payload,
     init_from,
     load_state,
     read_checkpoint,
-    rng_state,
+    restore,
     save_checkpoint,
-    set_rng_state,
 )
 from qkf_snn.training.config import TrainConfig, save_config
 from qkf_snn.training.data import build_dataset, make_loader, per_rank_batch, to_device
 from qkf_snn.training.logging import RunLogger
 from qkf_snn.training.metrics import ClassificationMetrics
+from qkf_snn.training.optim import WarmupCosine, make_optimizer
 from qkf_snn.training.plots import plot_confusion, plot_curves
 from qkf_snn.training.progress import EpochProgress
 from qkf_snn.training.terms import LossTerm
@@ -71,28 +77,6 @@ class TrainingInterrupted(RunStopped):
 
 
 @dataclass
-class TrainState:
-    """Everything about progress that is not in the model/optimiser/scheduler state dicts."""
-
-    epoch: int = 0  # epochs completed
-    step: int = 0  # optimiser steps taken
-    batch_in_epoch: int = 0  # batches of the current epoch already trained
-    best_epoch: int = -1
-    best_acc: float = -1.0
-    best_loss: float = math.inf
-    bad_epochs: int = 0  # epochs since the last improvement (early stopping)
-    stopped_early: bool = False
-    history: list[dict[str, Any]] = field(default_factory=list)  # one record per epoch
-    # sums over the current epoch's batches on this rank (train loss and accuracy)
-    loss_sum: float = 0.0
-    ce_sum: float = 0.0  # the fused logits' CE alone (comparable with and without auxiliary terms)
-    correct: int = 0
-    seen: int = 0
-    coeff_sums: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])  # audio, video, batches
-    term_sums: dict[str, float] = field(default_factory=dict)  # the loss terms' step scalars × samples
-
-
-@dataclass
 class TrainResult:
     run_dir: Path
     best_epoch: int
@@ -101,6 +85,47 @@ class TrainResult:
     epochs_run: int
     stopped_early: bool
     model: nn.Module | None = None  # the trained model with the best checkpoint's weights (eval mode)
+
+
+@dataclass
+class Loaders:
+    train: Any
+    val: Any
+    test: Any
+    calib: Any  # a fixed random subset of train clips, unaugmented, for exact BN statistics
+    batch: int  # train clips per step on this rank
+
+
+@dataclass
+class Run:
+    """What the pieces of the loop share: settings, data, model, optimiser, loss terms, progress."""
+
+    cfg: TrainConfig
+    dist: distributed.DistInfo
+    show: EpochProgress
+    spec: ModelSpec
+    info: DataInfo
+    data: Loaders
+    model: nn.Module  # the model itself: checkpoints, evaluation, OGM-GE
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    scaler: torch.amp.GradScaler
+    autocast: Any  # a context-manager factory (mixed_precision)
+    amp: str
+    terms: list[LossTerm]
+    state: TrainState
+    step_model: nn.Module | None = None  # the training forward, DDP-wrapped under torchrun
+    logger: RunLogger | None = None
+    stop: _StopSignals | None = None
+    numerics: dict[str, Any] | None = None  # determinism.environment() at the start, for results.json
+
+    @property
+    def last_path(self) -> Path:
+        return self.cfg.run_dir / "last.pt"
+
+    @property
+    def best_path(self) -> Path:
+        return self.cfg.run_dir / "best.pt"
 
 
 def train(
@@ -135,30 +160,69 @@ def _train(
     *,
     resume: bool,
     overwrite: bool,
-    console,
+    console: Console | None,
     terms: Sequence[LossTerm],
 ) -> TrainResult:
-    device, main = dist.device, dist.is_main
-    run_dir, last_path, best_path = cfg.run_dir, cfg.run_dir / "last.pt", cfg.run_dir / "best.pt"
-    show = EpochProgress(cfg.run.progress, enabled=main, console=console)
+    show = EpochProgress(cfg.run.progress, enabled=dist.is_main, console=console)
+    ckpt = _open(cfg, resume, overwrite, show)  # nothing is written until the model is built
+    # fine-tuning (--resume-from) starts from another run's weights, unless resuming this run
+    run = _build(cfg, dist, show, terms, init=cfg.run.resume_from if ckpt is None else None)
+    if ckpt is not None:
+        run.state = restore(ckpt, run.last_path, model=run.model, optimizer=run.optimizer,
+                            scheduler=run.scheduler, scaler=run.scaler, terms=run.terms)  # fmt: skip
+        s = run.state
+        show.print(f"resumed {run.last_path} at epoch {s.epoch + 1}, batch {s.batch_in_epoch}, step {s.step}")
+    # the run directory, once data, model and checkpoint are known to work: locked, then written
+    if dist.is_main:
+        lock.acquire()
+        if ckpt is None:
+            _refuse_existing_run(cfg.run_dir, overwrite)  # again under the lock: a run may have ended
+        remove_stale_temps(cfg.run_dir)
+        if ckpt is None:
+            for stale in ("best.pt", "last.pt", "results.json"):
+                (cfg.run_dir / stale).unlink(missing_ok=True)
+        save_config(cfg, cfg.run_dir / "config.yaml")
+    at = (run.state.epoch, run.state.step) if ckpt is not None else (None, None)
+    run.logger = RunLogger(cfg.run_dir, enabled=dist.is_main, resume_epoch=at[0], resume_step=at[1])
+    _start(run)
 
-    # --- the run directory: fresh, resumed, or refused (nothing is written until the model is built) ---
-    ckpt = None
+    with run.stop, contextlib.closing(run.logger), contextlib.closing(show):
+        while run.state.epoch < cfg.optim.epochs and not run.state.stopped_early:
+            started = time.perf_counter(), time.process_time()
+            train_epoch(run)
+            end_of_epoch(run, started)
+    return test_best(run)
+
+
+# --- setting a run up ----------------------------------------------------------------------------------
+
+
+def _open(cfg: TrainConfig, resume: bool, overwrite: bool, show: EpochProgress) -> dict[str, Any] | None:
+    """The checkpoint to resume from, None to start fresh, or a refusal to touch an existing run."""
+    last_path = cfg.run_dir / "last.pt"
     if resume and last_path.is_file():
         ckpt = read_checkpoint(last_path)
         _check_resumable(cfg, ckpt, last_path)
-    elif resume:
-        show.print(f"--resume: no checkpoint in {run_dir} yet, starting from scratch")
+        return ckpt
+    if resume:
+        show.print(f"--resume: no checkpoint in {cfg.run_dir} yet, starting from scratch")
     else:
-        _refuse_existing_run(run_dir, overwrite)
+        _refuse_existing_run(cfg.run_dir, overwrite)
+    return None
 
-    # --- seeds, precision ---------------------------------------------------------------------------
-    seed = cfg.run.seed
+
+def _build(
+    cfg: TrainConfig,
+    dist: distributed.DistInfo,
+    show: EpochProgress,
+    terms: Sequence[LossTerm],
+    init: str | None = None,
+) -> Run:
+    """Seeds, precision, data, model (weights from checkpoint ``init`` if given), optimiser and
+    schedule, loss terms: a run at step 0."""
+    device, seed = dist.device, cfg.run.seed
     torch.manual_seed(seed)
     amp, autocast = mixed_precision(cfg.run.amp, device)
-    scaler = torch.amp.GradScaler(device.type, enabled=amp == "fp16")
-
-    # --- data ---------------------------------------------------------------------------------------
     train_ds = build_dataset(cfg, None, "train", augment=cfg.data.augment)
     val_ds, test_ds = build_dataset(cfg, None, "val"), build_dataset(cfg, None, "test")
     info = DataInfo.of(train_ds)
@@ -166,252 +230,237 @@ def _train(
     eval_batch = per_rank_batch(cfg.data.eval_batch_size or cfg.data.batch_size, dist.world_size)
     common = dict(seed=seed, workers=cfg.data.workers, rank=dist.rank, world_size=dist.world_size,
                   pin_memory=device.type == "cuda")  # fmt: skip
-    train_loader = make_loader(train_ds, batch_size=batch, train=True, **common)
-    val_loader = make_loader(val_ds, batch_size=eval_batch, train=False, **common)
-    test_loader = make_loader(test_ds, batch_size=eval_batch, train=False, **common)
-    # a fixed random subset of train clips, unaugmented, for exact BN statistics before validation
-    calib_loader = make_loader(build_dataset(cfg, None, "train"), batch_size=eval_batch, train=True, **common)
-    steps_per_epoch = len(train_loader)
-
-    # --- model, optimiser, schedule ------------------------------------------------------------------
+    data = Loaders(
+        train=make_loader(train_ds, batch_size=batch, train=True, **common),
+        val=make_loader(val_ds, batch_size=eval_batch, train=False, **common),
+        test=make_loader(test_ds, batch_size=eval_batch, train=False, **common),
+        calib=make_loader(build_dataset(cfg, None, "train"), batch_size=eval_batch, train=True, **common),
+        batch=batch,
+    )
     spec = model_spec(cfg, info)
     model = spec.build()
     check_model_fits(model, info, f"model {spec.name}")
-    if cfg.run.resume_from and ckpt is None:  # fine-tuning: start from another run's weights
-        init_from(model, cfg.run.resume_from)
+    if init:
+        init_from(model, init)
     if cfg.quant.spec is not None:  # QAT: fake-quantized BN-folded weights, BN frozen (models/quant.py)
         enable_qat(model, cfg.quant.spec)
     model.to(device)
-    modalities = model.modalities
     optimizer = make_optimizer(model, cfg)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, WarmupCosine.of(cfg, steps_per_epoch))
-    state = TrainState()
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, WarmupCosine.of(cfg, len(data.train)))
+    scaler = torch.amp.GradScaler(device.type, enabled=amp == "fp16")
     terms = [*builtin_terms(cfg, model), *terms]
     loss_terms.check_names(terms)
     for term in terms:
         term.attach(model)
+    return Run(cfg, dist, show, spec, info, data, model, optimizer, scheduler, scaler, autocast, amp, terms,
+               TrainState())  # fmt: skip
 
-    # --- resume: every state dict, the RNGs and the position in the epoch ------------------------------
-    if ckpt is not None:
-        load_state(model, ckpt["model"], f"checkpoint {last_path}")
-        groups = len(ckpt["optimizer"]["param_groups"])
-        if groups != len(optimizer.param_groups):
-            raise UserError(
-                f"--resume: checkpoint {last_path} holds an optimiser with {groups} parameter groups, this "
-                f"version builds {len(optimizer.param_groups)} (an older qkf wrote it); resume with that "
-                "version or start again with --overwrite"
-            )
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scheduler.load_state_dict(ckpt["scheduler"])
-        scaler.load_state_dict(ckpt["scaler"])
-        set_rng_state(ckpt["rng"])
-        state = TrainState(**ckpt["state"])
-        loss_terms.load_states(terms, ckpt.get("terms"), last_path)
-        show.print(
-            f"resumed {last_path} at epoch {state.epoch + 1}, batch {state.batch_in_epoch}, step {state.step}"
-        )
 
-    # --- the run directory, once data, model and checkpoint are known to work: locked, then written ---
-    if main:
-        lock.acquire()
-        if ckpt is None:
-            _refuse_existing_run(run_dir, overwrite)  # again under the lock: a run may have ended meanwhile
-        remove_stale_temps(run_dir)
-        if ckpt is None:
-            for stale in ("best.pt", "last.pt", "results.json"):
-                (run_dir / stale).unlink(missing_ok=True)
-        save_config(cfg, run_dir / "config.yaml")
-
-    logger = RunLogger(
-        run_dir,
-        enabled=main,
-        resume_epoch=state.epoch if ckpt is not None else None,
-        resume_step=state.step if ckpt is not None else None,
-    )
-
-    def payload(kind: str, metrics: dict[str, Any] | None = None) -> dict[str, Any]:
-        base = {"kind": kind, "spec": spec.to_dict(), "data": info.to_dict(), "config": cfg.resolved_dict(),
-                "model": model.state_dict(), "epoch": state.epoch, "step": state.step,
-                "batch_in_epoch": state.batch_in_epoch, "metrics": metrics or {}}  # fmt: skip
-        if kind == "last":
-            base.update(optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
-                        scaler=scaler.state_dict(), rng=rng_state(), state=asdict(state),
-                        terms=loss_terms.states(terms))  # fmt: skip
-        return base
-
-    def save_last() -> None:
-        # An update can overflow the weights while the loss that produced it was finite: never let such
-        # a state replace the last good checkpoint (replicas are identical, so every rank agrees).
-        if not all(bool(torch.isfinite(p).all()) for p in model.parameters()):
-            raise TrainingDiverged(_diverged_message("parameters", state, last_path, after=True))
-        if main:
-            save_checkpoint(last_path, payload("last"))
-        distributed.barrier()
-
+def _start(run: Run) -> None:
+    """Wrap the training forward for DDP, catch stop signals, say what is trained on what."""
+    cfg, model, device = run.cfg, run.model, run.dist.device
     # DDP wraps a module whose forward returns every output the loss needs (forward_all, and each
     # modality's share of the fused logits for OGM-GE), so gradient sync sees one forward call.
-    probe = trains_probe_heads(cfg, model)
-    step_model: nn.Module = _TrainForward(model, parts=len(modalities) > 1, probe=probe)
-    if dist.enabled:
-        step_model = DistributedDataParallel(
-            step_model, device_ids=[device.index] if device.type == "cuda" else None
-        )
-    stop = _StopSignals()
-    numerics = determinism.environment(cfg.run.cpu_isa)
+    run.step_model = _TrainForward(
+        model, parts=len(model.modalities) > 1, probe=trains_probe_heads(cfg, model)
+    )
+    if run.dist.enabled:
+        ids = [device.index] if device.type == "cuda" else None
+        run.step_model = DistributedDataParallel(run.step_model, device_ids=ids)
+    run.stop = _StopSignals()
+    run.numerics = numerics = determinism.environment(cfg.run.cpu_isa)
     if numerics.get("cpu_isa_pinned") is False:
-        show.print(
+        run.show.print(
             f"run.cpu_isa {cfg.run.cpu_isa}: not in effect (CPU kernels {numerics['cpu_capability']}: this "
             "process ran tensor code before the run started); its numbers may differ from a pinned run's"
         )
-    show.print(
-        f"training {spec.name} ({sum(p.numel() for p in model.parameters()):,} parameters) on {cfg.dataset} "
-        f"{cfg.modality}: {len(train_ds)} train / {len(val_ds)} val clips, T={info.time_steps}, "
-        f"{steps_per_epoch} steps/epoch, {dist.world_size} process(es) on {device}, amp {amp} → {run_dir}"
+    data, info = run.data, run.info
+    run.show.print(
+        f"training {run.spec.name} ({sum(p.numel() for p in model.parameters()):,} parameters) on "
+        f"{cfg.dataset} {cfg.modality}: {len(data.train.dataset)} train / {len(data.val.dataset)} val clips, "
+        f"T={info.time_steps}, {len(data.train)} steps/epoch, {run.dist.world_size} process(es) on {device}, "
+        f"amp {run.amp} → {cfg.run_dir}"
     )
 
-    # --- epochs ---------------------------------------------------------------------------------------
-    with stop, contextlib.closing(logger), contextlib.closing(show):
-        while state.epoch < cfg.optim.epochs and not state.stopped_early:
-            epoch, started, cpu_started = state.epoch, time.perf_counter(), time.process_time()
-            train_loader.sampler.set_epoch(epoch, start=state.batch_in_epoch * batch)
-            step_model.train()
-            show.start(epoch, cfg.optim.epochs, steps_per_epoch, state.batch_in_epoch)
-            for batch_data in train_loader:
-                x = to_device(batch_data, modalities, device)
-                y = batch_data["label"].to(device)
-                with autocast():
-                    out = step_model(x)
-                loss, ce, logged = loss_terms.objective(
-                    out, {**x, "label": y}, terms, cfg.optim.label_smoothing
-                )
-                # Stop before any update if the loss is not finite on any rank, or a signal came.
-                flags = distributed.all_reduce_sum(
-                    torch.tensor([float(not torch.isfinite(loss)), stop.flag], device=device)
-                )
-                if flags[0] > 0:
-                    show.stop()
-                    raise TrainingDiverged(_diverged_message(f"loss ({loss.item()})", state, last_path))
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                mod = Modulation()
-                if len(modalities) > 1 and ogm_active(cfg.balance, epoch):
-                    mod = apply_ogm_ge(
-                        model, out, y, cfg.balance, seed=seed, step=state.step, optimizer=optimizer
-                    )
-                if cfg.optim.grad_clip > 0:
-                    scaler.unscale_(optimizer)
-                    nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
-                scaler.step(optimizer)
-                scaler.update()
-                scheduler.step()
-                # bookkeeping: position, this rank's running sums, logs, periodic checkpoint
-                state.step += 1
-                state.batch_in_epoch += 1
-                n, loss_value = y.numel(), loss.item()
-                state.loss_sum += loss_value * n
-                ce_value = ce.item()
-                state.ce_sum += ce_value * n
-                for key, value in logged.items():
-                    state.term_sums[key] = state.term_sums.get(key, 0.0) + value * n
-                state.correct += int((out["logits"].argmax(-1) == y).sum())
-                state.seen += n
-                c = state.coeff_sums
-                state.coeff_sums = [c[0] + mod.coeff_audio, c[1] + mod.coeff_video, c[2] + 1]
-                show.update(loss_value, state.correct / state.seen)
-                if state.step % cfg.run.log_every == 0:
-                    record = {
-                        "step": state.step,
-                        "epoch": epoch,
-                        "loss": loss_value,
-                        "lr": scheduler.get_last_lr()[0],
-                    }
-                    record.update(ce=ce_value, **logged)
-                    if len(modalities) > 1 and cfg.balance.ogm_ge:
-                        record.update(ogm_coeff_audio=mod.coeff_audio, ogm_coeff_video=mod.coeff_video,
-                                      ogm_ratio_audio=mod.ratio_audio)  # fmt: skip
-                    logger.step(record)
-                if cfg.run.checkpoint_every and state.step % cfg.run.checkpoint_every == 0:
-                    save_last()
-                if flags[1] > 0:
-                    show.stop()
-                    save_last()
-                    raise TrainingInterrupted(f"stopped by a signal; resume from {last_path} with --resume")
-            show.stop()
 
-            # --- end of epoch: reduce train sums, validate, select, log, checkpoint -----------------------
-            term_keys = sorted(state.term_sums)
-            sums = distributed.all_reduce_sum(
-                torch.tensor(
-                    [state.loss_sum, state.correct, state.seen, state.ce_sum,
-                     *(state.term_sums[k] for k in term_keys)],
-                    dtype=torch.float64,
-                    device=device,
-                )
-            )  # fmt: skip
-            if cfg.run.bn_recalibration and cfg.quant.spec is None:  # QAT freezes BN: nothing to redo
-                calib_loader.sampler.set_epoch(0)
-                calib = itertools.islice(calib_loader, cfg.run.bn_recalibration)
-                recalibrate_bn(model, (to_device(b, modalities, device) for b in calib))
-            distributed.broadcast_buffers(model)  # BN statistics of rank 0 on every rank
-            val = evaluate(model, val_loader, info.num_classes, modalities, device, autocast, terms)
-            improved = val["acc"] > state.best_acc or (
-                val["acc"] == state.best_acc and val["loss"] < state.best_loss
-            )
-            record = {
-                "epoch": epoch, "step": state.step, "lr": scheduler.get_last_lr()[0],
-                "train_loss": float(sums[0] / max(sums[2], 1)), "train_ce": float(sums[3] / max(sums[2], 1)),
-                "train_acc": float(sums[1] / max(sums[2], 1)),
-                "val_loss": val["loss"], "val_acc": val["acc"], "val_f1_macro": val["f1_macro"],
-                **{f"val_{k}": v for k, v in val.items() if k.startswith("acc_")},
-                "best": improved, "time_s": time.perf_counter() - started,
-                "cpu_s": time.process_time() - cpu_started,  # this process's CPU time (shared machines)
-            }  # fmt: skip
-            if len(modalities) > 1 and cfg.balance.ogm_ge:
-                c = state.coeff_sums
-                record.update(ogm_coeff_audio=c[0] / max(c[2], 1), ogm_coeff_video=c[1] / max(c[2], 1))
-            means = {k: v / max(sums[2], 1) for k, v in zip(term_keys, sums[4:], strict=True)}
-            loss_terms.merge(record, means, "loss terms", prefix="train_")  # step scalars, per sample
-            record.update(
-                {f"val_{k}": v for k, v in val.items() if isinstance(v, float) and f"val_{k}" not in record}
-            )
-            epoch_keys: list[str] = []
-            for term in terms:
-                scalars = term.end_of_epoch(dict(record))
-                loss_terms.merge(record, scalars, f"loss term {term.name!r}")
-                epoch_keys += scalars
-            state.epoch, state.batch_in_epoch = epoch + 1, 0
-            state.loss_sum, state.ce_sum, state.correct, state.seen = 0.0, 0.0, 0, 0
-            state.coeff_sums, state.term_sums = [0.0, 0.0, 0.0], {}
-            if improved:
-                state.best_epoch, state.best_acc, state.best_loss, state.bad_epochs = (
-                    epoch,
-                    val["acc"],
-                    val["loss"],
-                    0,
-                )
-                if main:
-                    save_checkpoint(best_path, payload("best", val))
-            else:
-                state.bad_epochs += 1
-            state.stopped_early = bool(cfg.run.patience) and state.bad_epochs >= cfg.run.patience
-            state.history.append(record)
-            logger.epoch(record)
-            show.epoch_line(record, cfg.optim.epochs)
-            if main:
-                plot_curves(state.history, run_dir / "curves.png", f"{cfg.run_name}", epoch_keys)
-            save_last()
-            if state.stopped_early:
-                show.print(f"early stop: no better validation accuracy for {cfg.run.patience} epochs")
+# --- an epoch: steps, then validation, selection and checkpoints ---------------------------------------
 
-    # --- test, once, with the checkpoint chosen on validation --------------------------------------------
+
+def train_epoch(run: Run) -> None:
+    """Train the rest of epoch ``state.epoch`` (all of it unless resumed mid-epoch)."""
+    cfg, state = run.cfg, run.state
+    run.data.train.sampler.set_epoch(state.epoch, start=state.batch_in_epoch * run.data.batch)
+    run.step_model.train()
+    run.show.start(state.epoch, cfg.optim.epochs, len(run.data.train), state.batch_in_epoch)
+    for batch in run.data.train:
+        stop = train_step(run, batch)
+        if cfg.run.checkpoint_every and state.step % cfg.run.checkpoint_every == 0:
+            save_last(run)
+        if stop:
+            run.show.stop()
+            save_last(run)
+            raise TrainingInterrupted(f"stopped by a signal; resume from {run.last_path} with --resume")
+    run.show.stop()
+
+
+def train_step(run: Run, batch: dict[str, torch.Tensor]) -> bool:
+    """One optimiser step on one batch, with its bookkeeping; True if a stop signal arrived."""
+    cfg, state, model, device = run.cfg, run.state, run.model, run.dist.device
+    modalities = model.modalities
+    x, y = to_device(batch, modalities, device), batch["label"].to(device)
+    with run.autocast():
+        out = run.step_model(x)
+    loss, ce, logged = loss_terms.objective(out, {**x, "label": y}, run.terms, cfg.optim.label_smoothing)
+    # Stop before any update if the loss is not finite on any rank, or a signal came.
+    flags = distributed.all_reduce_sum(
+        torch.tensor([float(not torch.isfinite(loss)), run.stop.flag], device=device)
+    )
+    if flags[0] > 0:
+        run.show.stop()
+        raise TrainingDiverged(_diverged_message(f"loss ({loss.item()})", state, run.last_path))
+    run.optimizer.zero_grad(set_to_none=True)
+    run.scaler.scale(loss).backward()
+    mod = Modulation()
+    if len(modalities) > 1 and ogm_active(cfg.balance, state.epoch):
+        mod = apply_ogm_ge(
+            model, out, y, cfg.balance, seed=cfg.run.seed, step=state.step, optimizer=run.optimizer
+        )
+    if cfg.optim.grad_clip > 0:
+        run.scaler.unscale_(run.optimizer)
+        nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
+    run.scaler.step(run.optimizer)
+    run.scaler.update()
+    run.scheduler.step()
+    # bookkeeping: position, this rank's running sums, logs
+    state.step += 1
+    state.batch_in_epoch += 1
+    n, loss_value, ce_value = y.numel(), loss.item(), ce.item()
+    state.loss_sum += loss_value * n
+    state.ce_sum += ce_value * n
+    for key, value in logged.items() if state.term_sums is not None else ():
+        state.term_sums[key] = state.term_sums.get(key, 0.0) + value * n
+    state.correct += int((out["logits"].argmax(-1) == y).sum())
+    state.seen += n
+    state.coeff_sums.add(mod.coeff_audio, mod.coeff_video)
+    run.show.update(loss_value, state.correct / state.seen)
+    if state.step % cfg.run.log_every == 0:
+        record = {"step": state.step, "epoch": state.epoch, "loss": loss_value,
+                  "lr": run.scheduler.get_last_lr()[0], "ce": ce_value, **logged}  # fmt: skip
+        if len(modalities) > 1 and cfg.balance.ogm_ge:
+            record.update(ogm_coeff_audio=mod.coeff_audio, ogm_coeff_video=mod.coeff_video,
+                          ogm_ratio_audio=mod.ratio_audio)  # fmt: skip
+        run.logger.step(record)
+    return flags[1] > 0
+
+
+def end_of_epoch(run: Run, started: tuple[float, float]) -> None:
+    """Validate (with exact BN statistics), log the epoch, select on validation, write last.pt."""
+    cfg, state, model = run.cfg, run.state, run.model
+    sums = _epoch_sums(run)  # before anything else: every rank reduces in the same order
+    if cfg.run.bn_recalibration and cfg.quant.spec is None:  # QAT freezes BN: nothing to redo
+        run.data.calib.sampler.set_epoch(0)
+        calib = itertools.islice(run.data.calib, cfg.run.bn_recalibration)
+        recalibrate_bn(model, (to_device(b, model.modalities, run.dist.device) for b in calib))
+    distributed.broadcast_buffers(model)  # BN statistics of rank 0 on every rank
+    val = evaluate(model, run.data.val, run.info.num_classes, model.modalities, run.dist.device, run.autocast,
+                   run.terms)  # fmt: skip
+    improved = val["acc"] > state.best_acc or (val["acc"] == state.best_acc and val["loss"] < state.best_loss)
+    record, plotted = _epoch_record(run, sums, val, improved, started)
+    state.next_epoch()
+    if improved:
+        state.best_epoch, state.best_acc, state.best_loss, state.bad_epochs = (
+            record["epoch"],
+            val["acc"],
+            val["loss"],
+            0,
+        )
+        if run.dist.is_main:
+            save_checkpoint(run.best_path, _payload(run, "best", val))
+    else:
+        state.bad_epochs += 1
+    state.stopped_early = bool(cfg.run.patience) and state.bad_epochs >= cfg.run.patience
+    state.history.append(record)
+    run.logger.epoch(record)
+    run.show.epoch_line(record, cfg.optim.epochs)
+    if run.dist.is_main:
+        plot_curves(state.history, cfg.run_dir / "curves.png", f"{cfg.run_name}", plotted)
+    save_last(run)
+    if state.stopped_early:
+        run.show.print(f"early stop: no better validation accuracy for {cfg.run.patience} epochs")
+
+
+def _epoch_sums(run: Run) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """This epoch's training sums over every rank: [loss, correct, seen, CE], and the terms' scalars."""
+    s = run.state
+    keys = sorted(s.term_sums or {})
+    values = [s.loss_sum, s.correct, s.seen, s.ce_sum, *(s.term_sums[k] for k in keys)]
+    reduced = distributed.all_reduce_sum(torch.tensor(values, dtype=torch.float64, device=run.dist.device))
+    return reduced[:4], dict(zip(keys, reduced[4:], strict=True))
+
+
+def _epoch_record(
+    run: Run,
+    sums: tuple[torch.Tensor, dict],
+    val: dict[str, Any],
+    improved: bool,
+    started: tuple[float, float],
+) -> tuple[dict[str, Any], list[str]]:
+    """The epoch's line of metrics.jsonl, and the keys the loss terms want plotted."""
+    state, (base, term_sums) = run.state, sums
+    seen = max(base[2], 1)
+    record = {
+        "epoch": state.epoch, "step": state.step, "lr": run.scheduler.get_last_lr()[0],
+        "train_loss": float(base[0] / seen), "train_ce": float(base[3] / seen),
+        "train_acc": float(base[1] / seen),
+        "val_loss": val["loss"], "val_acc": val["acc"], "val_f1_macro": val["f1_macro"],
+        **{f"val_{k}": v for k, v in val.items() if k.startswith("acc_")},
+        "best": improved, "time_s": time.perf_counter() - started[0],
+        "cpu_s": time.process_time() - started[1],  # this process's CPU time (shared machines)
+    }  # fmt: skip
+    if len(run.model.modalities) > 1 and run.cfg.balance.ogm_ge:
+        record.update(state.coeff_sums.means())
+    loss_terms.merge(record, {k: v / seen for k, v in term_sums.items()}, "loss terms", prefix="train_")
+    record.update(
+        {f"val_{k}": v for k, v in val.items() if isinstance(v, float) and f"val_{k}" not in record}
+    )
+    plotted: list[str] = []
+    for term in run.terms:
+        scalars = term.end_of_epoch(dict(record))
+        loss_terms.merge(record, scalars, f"loss term {term.name!r}")
+        plotted += scalars
+    return record, plotted
+
+
+def _payload(run: Run, kind: str, metrics: dict[str, Any] | None = None) -> dict[str, Any]:
+    return checkpoint_payload(
+        kind, spec=run.spec, data=run.info, config=run.cfg.resolved_dict(), model=run.model, state=run.state,
+        metrics=metrics, optimizer=run.optimizer, scheduler=run.scheduler, scaler=run.scaler, terms=run.terms,
+    )  # fmt: skip
+
+
+def save_last(run: Run) -> None:
+    """Write last.pt (rank 0), unless the weights are no longer finite."""
+    # An update can overflow the weights while the loss that produced it was finite: never let such
+    # a state replace the last good checkpoint (replicas are identical, so every rank agrees).
+    if not all(bool(torch.isfinite(p).all()) for p in run.model.parameters()):
+        raise TrainingDiverged(_diverged_message("parameters", run.state, run.last_path, after=True))
+    if run.dist.is_main:
+        save_checkpoint(run.last_path, _payload(run, "last"))
     distributed.barrier()
-    best = read_checkpoint(best_path)
-    load_state(model, best["model"], f"checkpoint {best_path}")
-    test = evaluate(model, test_loader, info.num_classes, modalities, device, autocast, terms)
-    result = TrainResult(
-        run_dir, state.best_epoch, best["metrics"], test, state.epoch, state.stopped_early, model
-    )
-    if main:
+
+
+# --- the end: test once with the checkpoint chosen on validation -----------------------------------------
+
+
+def test_best(run: Run) -> TrainResult:
+    """Load best.pt, evaluate the test split once, write results.json and the confusion matrices."""
+    cfg, state, info, model = run.cfg, run.state, run.info, run.model
+    distributed.barrier()
+    best = read_checkpoint(run.best_path)
+    load_state(model, best["model"], f"checkpoint {run.best_path}")
+    test = evaluate(model, run.data.test, info.num_classes, model.modalities, run.dist.device, run.autocast,
+                    run.terms)  # fmt: skip
+    if run.dist.is_main:
         summary = {
             "protocol": (
                 "best epoch chosen on validation accuracy (ties: lower validation loss); test evaluated "
@@ -419,22 +468,26 @@ def _train(
             ),
             "best_epoch": state.best_epoch, "epochs_run": state.epoch, "stopped_early": state.stopped_early,
             "steps": state.step, "val": best["metrics"], "test": test, "class_names": info.class_names,
-            "model": spec.to_dict(), "environment": numerics,
+            "model": run.spec.to_dict(), "environment": run.numerics,
         }  # fmt: skip
-        if terms:
-            summary["loss_terms"] = [t.name for t in terms]
-        atomic_write_bytes(run_dir / "results.json", (json.dumps(summary, indent=1) + "\n").encode())
+        if run.terms:
+            summary["loss_terms"] = [t.name for t in run.terms]
+        atomic_write_bytes(cfg.run_dir / "results.json", (json.dumps(summary, indent=1) + "\n").encode())
         for split, metrics in (("val", best["metrics"]), ("test", test)):
             title = f"{cfg.run_name} {split} (best epoch {state.best_epoch + 1}): acc {metrics['acc']:.1%}"
-            plot_confusion(metrics["confusion"], info.class_names, run_dir / f"confusion_{split}.png", title)
+            plot_confusion(
+                metrics["confusion"], info.class_names, cfg.run_dir / f"confusion_{split}.png", title
+            )
         line = (
             f"test (best epoch {state.best_epoch + 1}, chosen on val): "
             f"acc {test['acc']:.2%}, F1 {test['f1_macro']:.3f}"
         )
         if "acc_audio" in test:
             line += f" (audio head {test['acc_audio']:.2%}, video head {test['acc_video']:.2%})"
-        show.print(line)
-    return result
+        run.show.print(line)
+    return TrainResult(
+        cfg.run_dir, state.best_epoch, best["metrics"], test, state.epoch, state.stopped_early, model
+    )
 
 
 # --- pieces the loop uses ---------------------------------------------------------------------------------
@@ -486,43 +539,6 @@ class _TrainForward(nn.Module):
         if self.parts:
             return self.model.forward_all(batch, parts=True, detach_heads=self.probe)
         return self.model.forward_all(batch)
-
-
-def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    """AdamW; no weight decay on 1-D parameters (biases, BatchNorm, PLIF time constants). Groups are
-    tagged with the encoder they belong to (``"modality"``), so OGM-GE can scale one encoder's step."""
-    encoders = {
-        m: getattr(model, m) for m in ("audio", "video") if isinstance(getattr(model, m, None), nn.Module)
-    }
-    owner = {id(p): m for m, encoder in encoders.items() for p in encoder.parameters()}
-    groups = []
-    for modality in (*encoders, None):
-        params = [p for p in model.parameters() if p.requires_grad and owner.get(id(p)) == modality]
-        for decay in (True, False):
-            chosen = [p for p in params if (p.dim() >= 2) == decay]
-            if chosen:
-                wd = cfg.optim.weight_decay if decay else 0.0
-                groups.append({"params": chosen, "weight_decay": wd, "modality": modality or "shared"})
-    return torch.optim.AdamW(groups, lr=cfg.optim.lr, betas=tuple(cfg.optim.betas))
-
-
-class WarmupCosine:
-    """lr factor per optimiser step: linear warm-up to 1, then cosine down to min_lr / lr."""
-
-    def __init__(self, warmup_steps: int, total_steps: int, min_ratio: float) -> None:
-        self.warmup_steps, self.total_steps, self.min_ratio = warmup_steps, total_steps, min_ratio
-
-    @classmethod
-    def of(cls, cfg: TrainConfig, steps_per_epoch: int) -> WarmupCosine:
-        total = max(1, cfg.optim.epochs * steps_per_epoch)
-        warmup = min(total, round(cfg.optim.warmup_epochs * steps_per_epoch))
-        return cls(warmup, total, min(1.0, cfg.optim.min_lr / cfg.optim.lr))
-
-    def __call__(self, step: int) -> float:
-        if step < self.warmup_steps:
-            return (step + 1) / self.warmup_steps
-        progress = min(1.0, (step - self.warmup_steps) / max(1, self.total_steps - self.warmup_steps))
-        return self.min_ratio + (1 - self.min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
 class _StopSignals:

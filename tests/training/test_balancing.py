@@ -20,7 +20,7 @@ from qkf_snn.training.balancing import (
     unimodal_terms,
 )
 from qkf_snn.training.config import BalanceConfig, compose
-from qkf_snn.training.loop import WarmupCosine, make_optimizer
+from qkf_snn.training.optim import WarmupCosine, make_optimizer
 from qkf_snn.training.terms import objective
 
 

@@ -1,4 +1,4 @@
-"""Checkpoints: atomic writes, weights_only loading, clear errors, RNG round trips, load_model."""
+"""Checkpoints: weights_only loading, clear errors, RNG round trips, load_model."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ import pytest
 import torch
 
 from qkf_snn.errors import UserError
-from qkf_snn.io import atomic_write_bytes, remove_stale_temps
 from qkf_snn.training.build import DataInfo, ModelSpec
 from qkf_snn.training.checkpoint import (
     load_model,
@@ -86,18 +85,6 @@ def test_weights_of_another_model_are_refused(tmp_path):
         load_model(tmp_path / "best.pt")
     with pytest.raises(UserError, match="missing"):
         load_state(spec.build(), {}, "x")
-
-
-def test_atomic_write_keeps_the_old_file_when_the_write_fails(tmp_path):
-    target = tmp_path / "last.pt"
-    atomic_write_bytes(target, b"old")
-
-    with pytest.raises(TypeError):
-        atomic_write_bytes(target, object())  # fails inside the write
-    assert target.read_bytes() == b"old"
-    assert not list(tmp_path.glob(".*.tmp"))  # the temporary file is cleaned up
-    (tmp_path / ".last.pt.abc.tmp").write_bytes(b"half")  # what a SIGKILL mid-write leaves
-    assert remove_stale_temps(tmp_path) == 1 and target.read_bytes() == b"old"
 
 
 def test_rng_states_round_trip_through_a_weights_only_checkpoint(tmp_path):

@@ -1,4 +1,5 @@
-"""Exact resume: a run SIGKILLed mid-epoch and resumed ends where an uninterrupted run ends."""
+"""Exact resume: a run SIGKILLed (or preempted) mid-epoch and resumed ends where an uninterrupted run
+ends, also from a checkpoint in the layout written before loss terms."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ import torch
 
 from qkf_snn.training import compose
 from qkf_snn.training.checkpoint import read_checkpoint
-from qkf_snn.training.loop import train
+from qkf_snn.training.loop import TrainingInterrupted, train
+from qkf_snn.training.terms import LossTerm
 
 from .conftest import tiny_overrides
 
@@ -106,3 +108,65 @@ def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(crema_cache,
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[1])  # in fact bit for bit
     steps = [json.loads(line)["step"] for line in (killed / "steps.jsonl").read_text().splitlines()]
     assert steps == list(range(1, 37))  # the log was cut back to the checkpoint, no step twice
+
+
+class _Preempt(LossTerm):
+    """Sends this process SIGTERM during training step ``at`` (as SLURM does before preempting a job);
+    its loss is an exact zero."""
+
+    name = "preempt"
+
+    def __init__(self, at: int) -> None:
+        self.at, self.calls = at, 0
+
+    def __call__(self, outputs, batch):
+        self.calls += 1
+        if self.calls == self.at:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return outputs["logits"].new_zeros(()), {}
+
+
+# qk fusion (its tiny model learns from the first steps), OGM-GE and auxiliary losses: 9 steps per epoch
+OLD = {"model.fusion": "qk", "balance.ogm_ge": True, "balance.aux_weight": 0.5, "run.log_every": 1}
+
+
+def test_a_checkpoint_in_the_layout_before_loss_terms_resumes_exactly(crema_cache, tmp_path):
+    config = lambda name: compose(  # noqa: E731
+        "crema", "av", overrides=tiny_overrides(crema_cache, tmp_path, **OLD, **{"run.name": name})
+    )
+    threads = torch.get_num_threads()
+    try:
+        with pytest.raises(
+            TrainingInterrupted, match="stopped by a signal; resume from .*last.pt with --resume"
+        ):
+            train(config("old"), terms=[_Preempt(at=13)])
+        path = tmp_path / "old" / "last.pt"
+        ckpt = read_checkpoint(path)
+        assert (ckpt["epoch"], ckpt["batch_in_epoch"], ckpt["step"]) == (1, 4, 13)  # saved at the signal
+        # rewrite it as the loop wrote it before loss terms: no "terms", no term sums, and OGM-GE's
+        # coefficient sums as a list [audio, video, steps]
+        state, sums = ckpt["state"], ckpt["state"].pop("coeff_sums")
+        del ckpt["terms"], state["term_sums"]
+        state["coeff_sums"] = [sums["audio"], sums["video"], float(sums["steps"])]
+        assert sums["steps"] == 4 and sums["audio"] + sums["video"] < 8  # OGM-GE slowed an encoder
+        torch.save(ckpt, path)
+        (tmp_path / "old" / ".last.pt.x1.tmp").write_bytes(b"half")  # a write that a kill cut short
+        train(config("old"), resume=True)
+        train(config("straight"))
+    finally:
+        torch.set_num_threads(threads)
+
+    assert not (tmp_path / "old" / ".last.pt.x1.tmp").exists()
+    resumed, straight = _metrics(tmp_path / "old"), _metrics(tmp_path / "straight")
+    assert resumed[0]["val"] == straight[0]["val"] and resumed[0]["test"] == straight[0]["test"]
+    assert resumed[1][0] == straight[1][0]  # epoch 1, written before the checkpoint
+    # epoch 2 exactly, OGM-GE's mean coefficients included; the old layout held no sums of the unimodal
+    # CEs, so the resumed epoch reports no means of them rather than means of a part of the epoch
+    assert resumed[1][1] == {
+        k: v for k, v in straight[1][1].items() if k not in ("train_ce_audio", "train_ce_video")
+    }
+    assert straight[1][1]["ogm_coeff_audio"] + straight[1][1]["ogm_coeff_video"] < 2
+    steps = [(tmp_path / run / "steps.jsonl").read_text() for run in ("old", "straight")]
+    assert steps[0] == steps[1]
+    weights = [read_checkpoint(tmp_path / run / "last.pt")["model"] for run in ("old", "straight")]
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[1])

@@ -10,9 +10,9 @@ import torch
 
 from qkf_snn.cli.main import main
 from qkf_snn.training import compose, load_model
-from qkf_snn.training import loop as loop_module
 from qkf_snn.training.checkpoint import read_checkpoint
 from qkf_snn.training.loop import train
+from qkf_snn.training.terms import LossTerm
 
 from .conftest import tiny_overrides
 
@@ -34,28 +34,51 @@ def run_cli(args: list[str], monkeypatch, capsys) -> tuple[int, str, str]:
     return code, captured.out, captured.err
 
 
+class EvaluationPasses(LossTerm):
+    """Watches, through the public loss-term hook, how many clips each evaluation pass sees."""
+
+    name = "passes"
+
+    def __init__(self) -> None:
+        self.clips: list[int] = []
+        self.counting = False
+
+    def attach(self, model):
+        self.model = model
+
+    def __call__(self, outputs, batch):
+        if self.counting:  # a training step inside an evaluation pass would be a bug
+            raise AssertionError("training step during evaluation")
+        return outputs["logits"].new_zeros(()), {}
+
+    def evaluate_begin(self):
+        self.counting = True
+        self.clips.append(0)
+        self._hook = self.model.audio_head.register_forward_hook(self._count)
+
+    def _count(self, module, inputs, output):
+        self.clips[-1] += output.shape[-2]  # [T, B, classes]
+
+    def evaluate_end(self):
+        self.counting = False
+        self._hook.remove()
+        return {}
+
+
 @pytest.fixture(scope="module")
 def av_run(crema_cache, tmp_path_factory):
-    """One 2-epoch AV run with OGM-GE and auxiliary losses; counts evaluate() calls per split."""
+    """One 2-epoch AV run with OGM-GE and auxiliary losses, watching its evaluation passes."""
     out = tmp_path_factory.mktemp("runs")
     cfg = compose("crema", "av", overrides=tiny_overrides(crema_cache, out, **{"model.fusion": "qk"}))
-    calls = []
-    original = loop_module.evaluate
-
-    def counting(model, loader, *args, **kw):
-        calls.append(loader.dataset.dataset.split)
-        return original(model, loader, *args, **kw)
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(loop_module, "evaluate", counting)
-        result = train(cfg)
-    return cfg, result, calls
+    passes = EvaluationPasses()
+    result = train(cfg, terms=[passes])
+    return cfg, result, passes.clips
 
 
 def test_a_run_writes_checkpoints_logs_plots_and_tests_once(av_run):
-    cfg, result, calls = av_run
+    cfg, result, passes = av_run
     run = cfg.run_dir
-    assert calls == ["val", "val", "test"]  # validation each epoch, test once at the end
+    assert passes == [6, 6, 6]  # the 6 val clips each epoch, then the 6 test clips once
     for name in ("best.pt", "last.pt", "config.yaml", "metrics.jsonl", "metrics.csv", "steps.jsonl",
                  "results.json", "curves.png", "confusion_val.png", "confusion_test.png"):  # fmt: skip
         assert (run / name).is_file(), name
