@@ -172,16 +172,8 @@ def _train(
                             scheduler=run.scheduler, scaler=run.scaler, terms=run.terms)  # fmt: skip
         s = run.state
         show.print(f"resumed {run.last_path} at epoch {s.epoch + 1}, batch {s.batch_in_epoch}, step {s.step}")
-    # the run directory, once data, model and checkpoint are known to work: locked, then written
     if dist.is_main:
-        lock.acquire()
-        if ckpt is None:
-            _refuse_existing_run(cfg.run_dir, overwrite)  # again under the lock: a run may have ended
-        remove_stale_temps(cfg.run_dir)
-        if ckpt is None:
-            for stale in ("best.pt", "last.pt", "results.json"):
-                (cfg.run_dir / stale).unlink(missing_ok=True)
-        save_config(cfg, cfg.run_dir / "config.yaml")
+        _claim(cfg, lock, fresh=ckpt is None, overwrite=overwrite)
     at = (run.state.epoch, run.state.step) if ckpt is not None else (None, None)
     run.logger = RunLogger(cfg.run_dir, enabled=dist.is_main, resume_epoch=at[0], resume_step=at[1])
     _start(run)
@@ -209,6 +201,18 @@ def _open(cfg: TrainConfig, resume: bool, overwrite: bool, show: EpochProgress) 
     else:
         _refuse_existing_run(cfg.run_dir, overwrite)
     return None
+
+
+def _claim(cfg: TrainConfig, lock: FolderLock, *, fresh: bool, overwrite: bool) -> None:
+    """The run directory, once data, model and checkpoint are known to work: locked, then written."""
+    lock.acquire()
+    if fresh:
+        _refuse_existing_run(cfg.run_dir, overwrite)  # again under the lock: a run may have ended
+    remove_stale_temps(cfg.run_dir)
+    if fresh:
+        for stale in ("best.pt", "last.pt", "results.json"):
+            (cfg.run_dir / stale).unlink(missing_ok=True)
+    save_config(cfg, cfg.run_dir / "config.yaml")
 
 
 def _build(
@@ -368,12 +372,8 @@ def end_of_epoch(run: Run, started: tuple[float, float]) -> None:
     record, plotted = _epoch_record(run, sums, val, improved, started)
     state.next_epoch()
     if improved:
-        state.best_epoch, state.best_acc, state.best_loss, state.bad_epochs = (
-            record["epoch"],
-            val["acc"],
-            val["loss"],
-            0,
-        )
+        state.best_epoch, state.bad_epochs = record["epoch"], 0
+        state.best_acc, state.best_loss = val["acc"], val["loss"]
         if run.dist.is_main:
             save_checkpoint(run.best_path, _payload(run, "best", val))
     else:
