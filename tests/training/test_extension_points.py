@@ -7,7 +7,6 @@ fusion and neuron kind takes the same path, so a new entry in ``models.fusion.FU
 
 from __future__ import annotations
 
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -327,16 +326,3 @@ def test_a_kind_without_nir_form_is_one_refusal_through_the_cli(kind, square_cac
     assert lines[0].endswith(f"cannot export to NIR: {len(lines) - 1} module(s) have no NIR form")
     assert len(lines) > 1 and all(line.strip().endswith(why) for line in lines[1:])
     assert not out.exists()
-
-
-def test_qkf_train_help_names_every_neuron_kind():
-    """The CLI does not import torch to draw its help, so ``--neuron``'s help is written out: it must
-    name every kind of the table (a new kind updates it)."""
-    import typer.main
-
-    from qkf_snn.cli.main import app
-
-    train_command = typer.main.get_command(app).commands["train"]
-    (option,) = [p for p in train_command.params if p.name == "neuron"]
-    named = set(re.findall(r"\w+", option.help))
-    assert set(NEURONS) <= named, f"--neuron help {option.help!r} misses {set(NEURONS) - named}"
