@@ -2,7 +2,9 @@
 
 synthesise a CREMA-D-layout raw set → prepare the cache → train audio, video and audio-visual models
 (deployable QKFormer presets, demo recipes) → evaluate on test once with the validation-selected
-checkpoint → profile the AV model → export it to NIR → verify it spike for spike in Norse → one summary.
+checkpoint → profile the AV model → export it to NIR → verify it spike for spike in Norse → export it
+again with 8-bit weights, verify that file bit-exact against the quantized model, evaluate the quantized
+model on val and test and check the file against every chip (`qkf deploy check`) → one summary.
 Every step leaves its result on disk and is skipped when it is already there, so a rerun (or a run
 after an interruption) only does what is missing.
 
@@ -34,6 +36,7 @@ if TYPE_CHECKING:
     from qkf_snn.training import TrainConfig
 
 MODALITIES = ("audio", "video", "av")
+DEPLOY_BITS = 8  # the weight width of the demo's integer export: Loihi 2's, Speck's and Xylo's
 
 
 @dataclass
@@ -266,6 +269,61 @@ def _export_and_verify(s: DemoSettings) -> dict[str, Any]:
     return json.loads(verdict_file.read_text())
 
 
+def _quantize_and_check(s: DemoSettings) -> dict[str, Any]:
+    """Post-training quantization of the AV model: the file at DEPLOY_BITS, verified bit-exact against
+    the quantized model (the check: ``passed``), its accuracy on val and test, and `qkf deploy check` on
+    every chip (a chip that does not fit is a finding, not a failure)."""
+    from qkf_snn.hardware.deployment import PLATFORMS, check_graph, markdown
+    from qkf_snn.hardware.nir.checkpoint import export_checkpoint, verify_checkpoint
+    from qkf_snn.io import atomic_write_bytes
+    from qkf_snn.training.evaluate import evaluate_checkpoint
+
+    run_dir = s.run_dir("av")
+    best, result_file = run_dir / "best.pt", run_dir / "deploy.json"
+    graph_file = run_dir / f"model-int{DEPLOY_BITS}.nir"
+    if not _fresh(result_file, best):
+        exported = export_checkpoint(best, graph_file, weight_bits=DEPLOY_BITS)
+        report = verify_checkpoint(graph_file, best, s.cache, samples=s.verify_samples, split="test")
+        accuracy = {
+            split: evaluate_checkpoint(best, s.cache, split, weight_bits=DEPLOY_BITS)["acc"]
+            for split in ("val", "test")
+        }
+        check = check_graph(exported.graph, list(PLATFORMS.values()), path=str(graph_file))
+        report_file = graph_file.with_suffix(".deploy.md")
+        atomic_write_bytes(report_file, markdown(check).encode())
+        result = {
+            "file": str(graph_file),
+            "weight_bits": DEPLOY_BITS,
+            "measured_weight_bits": check.facts.weight_bits,
+            "val_acc": accuracy["val"],
+            "test_acc": accuracy["test"],
+            "passed": report.passed,
+            "samples": report.samples,
+            "spikes_compared": report.spikes_compared,
+            "spike_mismatches": report.spike_mismatches,
+            "report": str(report_file),
+            "platforms": {
+                key: {
+                    "verdict": p["verdict"],
+                    "cores": p["cores"],
+                    "cores_available": p["cores_available"],
+                    "energy_bound_pj_per_sample": (p["energy"] or {}).get("upper_bound_pj_per_sample"),
+                }
+                for key, p in check.to_dict()["platforms"].items()
+            },
+        }
+        _write_json(result_file, result)
+    return json.loads(result_file.read_text())
+
+
+def verdicts(deploy: dict[str, Any]) -> str:
+    """``loihi2 PASS (71 / 128 cores), ...``: the deploy step's verdict per chip."""
+    return ", ".join(
+        f"{key} {p['verdict']} ({p['cores']:,} / {p['cores_available']:,} cores)"
+        for key, p in deploy["platforms"].items()
+    )
+
+
 STEPS: list[Step] = [
     Step("synthesise a CREMA-D-layout raw set (wav + flv)", _synthesise),
     Step("prepare the decode-once cache", _prepare),
@@ -279,6 +337,11 @@ STEPS: list[Step] = [
     ),
     Step("profile the AV model on the validation split", _profile, ("profile",)),
     Step("export the AV model to NIR and verify it in Norse", _export_and_verify, ("nir",)),
+    Step(
+        f"export the AV model with {DEPLOY_BITS}-bit weights, verify it, check it against each chip",
+        _quantize_and_check,
+        ("deploy",),
+    ),
 ]
 
 
@@ -318,6 +381,12 @@ def readme_block(summary: dict[str, Any]) -> str:
         val = f"{av['val_acc_audio_head']:.3f} / {av['val_acc_video_head']:.3f}"
         test = f"{av['test_acc_audio_head']:.3f} / {av['test_acc_video_head']:.3f}"
         lines.append(f"| — its audio head / video head | {val} | {test} |")
+    deploy = summary.get("deploy")
+    if deploy:
+        bits = deploy["weight_bits"]
+        lines.append(
+            f"| audio-visual, {bits}-bit weights | {deploy['val_acc']:.3f} | {deploy['test_acc']:.3f} |"
+        )
     energy = prof["energy_uJ_per_sample"]
     lines += [
         "",
@@ -326,4 +395,11 @@ def readme_block(summary: dict[str, Any]) -> str:
         f"NIR graph of {nir['nodes']} nodes verified in Norse on {nir['samples']} test clips: "
         f"{nir['spike_mismatches']} of {nir['spikes_compared']:,} spikes differ.",
     ]
+    if deploy:
+        lines += [
+            "",
+            f"{deploy['weight_bits']}-bit export (post-training, per output channel) verified against the "
+            f"quantized model on {deploy['samples']} test clips: {deploy['spike_mismatches']} of "
+            f"{deploy['spikes_compared']:,} spikes differ; `qkf deploy check`: {verdicts(deploy)}.",
+        ]
     return "\n".join(lines) + "\n"

@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from qkf_snn.demo import DemoSettings, failed_checks, run_demo
+from qkf_snn.demo import DemoSettings, failed_checks, run_demo, verdicts
 from qkf_snn.errors import UserError
 from qkf_snn.io import check_destination
 
@@ -68,12 +68,28 @@ def print_summary(con: Console, summary: dict[str, Any], out: Path) -> None:
                         "",
                         "",
                     )
+    deploy = summary.get("deploy")
+    if deploy:
+        fits = ", ".join(k for k, p in deploy["platforms"].items() if p["verdict"] == "PASS") or "no chip"
+        table.add_row(
+            f"av, {deploy['weight_bits']}-bit weights",
+            f"{deploy['val_acc']:.3f}",
+            f"{deploy['test_acc']:.3f}",
+            "",
+            f"{'PASS' if deploy['passed'] else 'FAIL'}: {deploy['spike_mismatches']} / "
+            f"{deploy['spikes_compared']:,} spikes differ; fits {fits}",
+        )
     con.print(table)
     con.print(f"[dim]{summary['protocol']}[/dim]")
     con.print(f"profile report: {prof['report']}")
     for plot in prof["plots"]:
         con.print(f"plot: {plot}")
     con.print(f"NIR graph: {nir['file']}")
+    if deploy:
+        con.print(
+            f"{deploy['weight_bits']}-bit NIR graph: {deploy['file']}; deploy check: {verdicts(deploy)}"
+        )
+        con.print(f"deploy report: {deploy['report']}")
     con.print(f"training curves and confusion matrices: {out / 'runs'}/<modality>/*.png")
     con.print(f"summary: {out / 'summary.json'}  ({summary['minutes']} min)")
     con.print(f"the README's results block: {out / 'summary.md'}")

@@ -25,8 +25,11 @@ def evaluate_checkpoint(
     batch_size: int = 64,
     workers: int = 0,
     device: str = "auto",
+    weight_bits: int | None = None,
 ) -> dict[str, Any]:
-    """Metrics of the checkpoint's model on ``split`` (no augmentation), with where they came from."""
+    """Metrics of the checkpoint's model on ``split`` (no augmentation), with where they came from.
+    ``weight_bits``: of the model after post-training quantization (what ``qkf export nir
+    --weight-bits`` exports, per output channel)."""
     if split not in SPLITS:
         raise UserError(f"--split {split!r}: choose one of {', '.join(SPLITS)}")
     if batch_size < 1:
@@ -46,7 +49,12 @@ def evaluate_checkpoint(
                 f"{source}: {modality} steps are {list(have)} in the cache, {list(want)} in training"
             )
     dev = resolve_device(device)
-    model = loaded.model.to(dev)
+    model = loaded.model
+    if weight_bits is not None:
+        from qkf_snn.models.quant import QuantSpec, quantize_model
+
+        model = quantize_model(model, QuantSpec(weight_bits))
+    model = model.to(dev)
     # the run's precision (bf16 on a GPU unless it trained in fp32), so that the numbers match its own
     amp = loaded.config["run"]["amp"]
     _, autocast = mixed_precision("none" if amp == "fp16" and dev.type != "cuda" else amp, dev)

@@ -71,6 +71,13 @@ def test_demo_prints_the_same_numbers_with_any_threads_environment_and_cpu_code_
     assert sum_a["nir"]["passed"] and sum_a["nir"]["spike_mismatches"] == 0 < sum_a["nir"]["spikes_compared"]
     assert "CPU kernels AVX2 (pinned), 2 threads" in sum_a["protocol"] == sum_b["protocol"]
     assert {"val_acc_audio_head", "val_acc_video_head"} <= set(sum_a["models"]["av"])
+    # the last step: the AV model's 8-bit export, bit-exact against the quantized model, on every chip
+    deploy_a, deploy_b = sum_a["deploy"], sum_b["deploy"]
+    for key in ("val_acc", "test_acc", "passed", "spikes_compared", "spike_mismatches", "platforms"):
+        assert deploy_a[key] == deploy_b[key]
+    assert deploy_a["passed"] and deploy_a["spike_mismatches"] == 0 < deploy_a["spikes_compared"]
+    assert deploy_a["measured_weight_bits"] == 8 and deploy_a["platforms"]["loihi2"]["verdict"] == "PASS"
+    assert re.search(r"│ av, 8-bit weights .*PASS: 0 / [\d,]+ spikes", _table(out_a).replace("\n", " "))
     # summary.md, the block the README shows, holds the printed numbers
     block, printed = (a / "summary.md").read_text(), _table(out_a)
     for modality, name in (("audio", "audio"), ("video", "video"), ("av", "audio-visual (concat)")):
