@@ -11,15 +11,18 @@ import torch
 from qkf_snn.hardware.deployment import PLATFORMS, check_graph
 from qkf_snn.hardware.nir.export import build_graph
 from qkf_snn.models import create_model
+from qkf_snn.models.quant import QuantSpec, quantize_model
 
 PRESET = "qkf_audio_loihi2_deploy"
 SYNAPSES_PER_CHIP = 120_000_000  # Loihi 2 brief, Table 1
 NEURONS_PER_CORE = 8192
 
 
-def _loihi2(**overrides):
+def _loihi2(weight_bits: int | None = None, **overrides):
     torch.manual_seed(0)
     model = create_model(PRESET, num_classes=6, **overrides).eval()  # the demo's 6 CREMA-D classes
+    if weight_bits is not None:  # what `qkf export nir --weight-bits` exports
+        model = quantize_model(model, QuantSpec(weight_bits))
     report = check_graph(build_graph(model), [PLATFORMS["loihi2"]])
     (platform,) = report.platforms
     return report.facts, platform, {c.name: c for c in platform.constraints}
@@ -73,3 +76,12 @@ def test_the_next_larger_configuration_exceeds_the_chips_synapses(overrides, cor
     assert facts.synapses > SYNAPSES_PER_CHIP
     if cores is not None:
         assert loihi2.cores == cores == 68
+
+
+def test_the_preset_at_8_bits_passes_every_checked_loihi2_constraint():
+    """The post-training 8-bit export: the weight width is 8 and the verdict PASS, on the same 61 cores;
+    rounding to integers can only zero weights, so the synapses do not grow."""
+    facts, loihi2, constraints = _loihi2(weight_bits=8)
+    assert loihi2.verdict == "PASS" and loihi2.cores == CORES
+    assert constraints["weight bits"].value == 8 and constraints["weight bits"].passed is True
+    assert facts.synapses <= 119_483_000
