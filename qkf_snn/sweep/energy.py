@@ -47,18 +47,23 @@ class PointKind:
     title: str  # how the table and the plot name it
     overrides: Callable[[str | None], dict[str, Any]]  # the value as typed → dotted config overrides
     constrained: bool  # on the front (the twin is a reference, not a spiking trade-off)
-    spiking: bool = True
+    # Whether training prices energy. If not, energy.model changes nothing in the run, and the point
+    # keeps the default: its run is the same whatever model a sweep reports, so it can be reused.
+    priced: bool = True
 
 
 POINT_KINDS: dict[str, PointKind] = {
     "unconstrained": PointKind(
-        "unconstrained", lambda v: {"energy.weight": 0.0, "energy.budget": None}, constrained=True
+        "unconstrained",
+        lambda v: {"energy.weight": 0.0, "energy.budget": None},
+        constrained=True,
+        priced=False,
     ),
     "relu": PointKind(
         "ReLU twin (ANN)",
         lambda v: {"energy.weight": 0.0, "energy.budget": None, "model.neuron.kind": "relu"},
         constrained=False,
-        spiking=False,
+        priced=False,
     ),
     "budget": PointKind("budget", lambda v: {"energy.budget": v, "energy.weight": 0.0}, constrained=True),
     "weight": PointKind(
@@ -145,7 +150,7 @@ def points(spec: SweepSpec) -> list[Point]:
         for k, value in plan:
             name = f"s{seed}_{k}" + (f"_{value}" if value is not None else "")
             overrides = dict(POINT_KINDS[k].overrides(value))
-            if spec.energy_model is not None:
+            if spec.energy_model is not None and POINT_KINDS[k].priced:
                 overrides["energy.model"] = spec.energy_model
             out.append(Point(len(out), name, k, value, seed, overrides))
     return out
@@ -175,7 +180,9 @@ def prepare(spec: SweepSpec) -> list[tuple[Point, TrainConfig]]:
     plan = [(p, point_config(spec, p)) for p in points(spec)]
     for _, cfg in plan:
         energy_terms(cfg)  # the energy settings a recipe or --set gave, checked as `qkf train` checks them
-    manifest = {"format": FORMAT, "version": VERSION, **spec.key(), "points": [asdict(p) for p, _ in plan]}
+    reported = spec.energy_model or plan[0][1].energy.model  # the training default when not named
+    manifest = {"format": FORMAT, "version": VERSION, **spec.key(), "reported_model": reported,
+                "points": [asdict(p) for p, _ in plan]}  # fmt: skip
     path = spec.out / MANIFEST
     if path.is_file():
         try:
@@ -250,10 +257,10 @@ def _run_point(spec: SweepSpec, point: Point, cfg: TrainConfig, con: Console) ->
         train(cfg, resume=True, console=con, terms=energy_terms(cfg))
     record = measure_point(cfg, point)
     atomic_write_json(run_dir / POINT_FILE, record)
-    val, test = record["val"], record["test"]
+    val, test, model = record["val"], record["test"], spec.energy_model or cfg.energy.model
     con.print(
         f"point {point.index} {point.name}: val acc {val['acc']:.2%}, test acc {test['acc']:.2%}, "
-        f"{format_energy(val['energy_pj'])} per sample on val ({record['energy_model']})"
+        f"{format_energy(val['energy_pj'][model])} per sample on val ({model})"
     )
 
 
@@ -283,13 +290,13 @@ SPLITS = ("val", "test")
 
 def measure_point(cfg: TrainConfig, point: Point) -> dict[str, Any]:
     """Accuracies from the run's results.json (val: the selected epoch; test: evaluated once), energy
-    per sample and firing rate from the profiler on that checkpoint, on val and on test."""
+    per sample under every energy model and firing rate from the profiler on that checkpoint, on val
+    and on test (every model: a run that does not price energy is shared by sweeps of other models)."""
     results = json.loads((cfg.run_dir / "results.json").read_text())
-    model = cfg.energy.model
     record: dict[str, Any] = {
         "point": asdict(point),
         "label": point.label(),
-        "energy_model": model,
+        "trained_against": cfg.energy.model if cfg.energy.active else None,
         "best_epoch": results["best_epoch"],
         "epochs_run": results["epochs_run"],
         "protocol": results["protocol"],
@@ -299,32 +306,24 @@ def measure_point(cfg: TrainConfig, point: Point) -> dict[str, Any]:
         record[split] = {
             "acc": metrics["acc"],
             "f1_macro": metrics["f1_macro"],
-            **profile_split(cfg, split, model),
+            **profile_split(cfg, split),
         }
     return record
 
 
-def profile_split(cfg: TrainConfig, split: str, model: str) -> dict[str, Any]:
-    """The profiler's numbers for ``best.pt`` of the run on one split of its cache."""
-    import torch
-    from torch.utils.data import DataLoader
-
-    from qkf_snn.hardware.profile import CountOptions, profile_model
+def profile_split(cfg: TrainConfig, split: str) -> dict[str, Any]:
+    """The profiler's numbers for ``best.pt`` of the run on one split of its cache (as `qkf profile`)."""
+    from qkf_snn.hardware.profile import CountOptions
+    from qkf_snn.hardware.profile.checkpoint import profile_checkpoint
     from qkf_snn.hardware.profile.conventions import neuron_totals
-    from qkf_snn.hardware.profile.energy import ENERGY_MODELS
-    from qkf_snn.training.checkpoint import load_model
-    from qkf_snn.training.data import build_dataset
+    from qkf_snn.hardware.profile.energy import estimate_energy
 
-    loaded = load_model(cfg.run_dir / "best.pt")
-    dataset = build_dataset(loaded.config, cfg.data.dir, split)
-    loader = DataLoader(dataset, batch_size=cfg.data.eval_batch_size or cfg.data.batch_size, shuffle=False)
-    with torch.no_grad():
-        prof = profile_model(loaded.model, loader, forward=lambda m, batch: m(batch))
-    energy = ENERGY_MODELS[model](prof, CountOptions())
+    batch = cfg.data.eval_batch_size or cfg.data.batch_size
+    prof, _ = profile_checkpoint(cfg.run_dir / "best.pt", Path(str(cfg.data.dir)), split, None, batch, "cpu")
+    energy = estimate_energy(prof, CountOptions())
     neurons = neuron_totals(prof)
     return {
-        "energy_pj": energy.total_pj,
-        "ann_energy_pj": energy.ann_total_pj,
+        "energy_pj": {name: e.total_pj for name, e in energy.items()},
         "firing_rate": neurons["firing_rate"] if neurons.get("neurons") else None,
         "samples": prof.samples,
     }
@@ -339,8 +338,11 @@ class PointBusy(Exception):
 
 @contextlib.contextmanager
 def claim(out: Path, point: Point) -> Iterator[None]:
-    """Hold ``DIR/claims/<point>`` while working on the point; another holder → PointBusy."""
-    lock = FolderLock(out / "claims" / point.name, "point", "")
+    """Hold ``DIR/claims/<point>`` while working on the point; another holder → PointBusy. A run
+    directory linked from another sweep's folder (a reference run shared by sweeps of several energy
+    models) is claimed in the folder it really lives in, so the two sweeps never train it twice."""
+    run_dir = (out / "runs" / point.name).resolve()
+    lock = FolderLock(run_dir.parent.parent / "claims" / point.name, "point", "")
     try:
         lock.acquire()
     except UserError as err:

@@ -27,9 +27,9 @@ def build_report(out: Path, max_drop: float = MAX_DROP_POINTS) -> dict[str, Any]
     """The report document of the sweep in ``out`` (finished points only)."""
     manifest = load_manifest(out)
     records, missing = finished_points(out, manifest)
-    model = records[0]["energy_model"] if records else manifest.get("energy_model")
+    model = manifest["reported_model"]
     reference = {r["point"]["seed"]: r for r in records if r["point"]["kind"] == "unconstrained"}
-    runs = [_run_row(r, reference.get(r["point"]["seed"])) for r in records]
+    runs = [_run_row(r, reference.get(r["point"]["seed"]), model) for r in records]
     configs = _configs(runs)
     constrained = [c for c in configs if POINT_KINDS[c["kind"]].constrained]
     front_idx = pareto_front([(c["val_energy_uj"], c["val_acc"]) for c in constrained])
@@ -84,18 +84,19 @@ def write_report(out: Path, max_drop: float = MAX_DROP_POINTS) -> dict[str, Any]
 
 
 # --- rows -------------------------------------------------------------------------------------------
-def _run_row(r: dict[str, Any], ref: dict[str, Any] | None) -> dict[str, Any]:
+def _run_row(r: dict[str, Any], ref: dict[str, Any] | None, model: str) -> dict[str, Any]:
     p = r["point"]
+    e_val, e_test = r["val"]["energy_pj"][model], r["test"]["energy_pj"][model]
     row = {
         "point": p["name"], "seed": p["seed"], "kind": p["kind"], "value": p["value"], "label": r["label"],
         "config": p["name"].split("_", 1)[1], "val_acc": r["val"]["acc"], "test_acc": r["test"]["acc"],
-        "val_energy_uj": r["val"]["energy_pj"] / 1e6, "test_energy_uj": r["test"]["energy_pj"] / 1e6,
+        "val_energy_uj": e_val / 1e6, "test_energy_uj": e_test / 1e6,
         "val_firing_rate": r["val"]["firing_rate"], "test_firing_rate": r["test"]["firing_rate"],
         "best_epoch": r["best_epoch"] + 1, "epochs_run": r["epochs_run"],
         "energy_vs_unconstrained": None, "val_acc_change_points": None,
     }  # fmt: skip
     if ref is not None:
-        row["energy_vs_unconstrained"] = r["val"]["energy_pj"] / ref["val"]["energy_pj"] - 1
+        row["energy_vs_unconstrained"] = e_val / ref["val"]["energy_pj"][model] - 1
         row["val_acc_change_points"] = 100 * (r["val"]["acc"] - ref["val"]["acc"])
     return row
 
