@@ -63,9 +63,11 @@ def test_cli_exports_verifies_and_deploys_quantized_graphs(checkpoint, qkf, run_
     spiking = [n for n in doc["nodes"] if n["spiking"]]
     assert sum(n["compared"] for n in spiking) > 5 * 10**5 and sum(n["spikes"] for n in spiking) > 10**4
 
-    r = qkf("deploy", "check", out, "--platform", "loihi2", "--json")
-    assert r.returncode == 0, r.stdout + r.stderr
-    loihi = json.loads(r.stdout)["platforms"]["loihi2"]
+    r = run_main(
+        "deploy", "check", out, "--platform", "loihi2", "--json"
+    )  # in process: the file is the point
+    assert r.code == 0, r.out + r.err
+    loihi = json.loads(r.out)["platforms"]["loihi2"]
     bits = {c["name"]: c for c in loihi["constraints"]}["weight bits"]
     assert loihi["verdict"] == "PASS" and bits["value"] == 8 and bits["pass"] is True
 
@@ -83,14 +85,14 @@ def test_cli_exports_verifies_and_deploys_quantized_graphs(checkpoint, qkf, run_
     first = json.loads(r.stdout)["first_divergence"]
     assert first["node"] == "audio_stages_0_embed_layers_0_lif"
 
-    out = root / "q4.nir"  # in process from here: the console script's wiring is covered above
+    out = root / "q4.nir"  # per layer (its spikes: tests/hardware/test_quant_export.py)
     r = run_main("export", "nir", ckpt, "--out", out, "--weight-bits", "4", "--per-layer")
     assert r.code == 0, r.err
     assert "weights int4 per-layer" in " ".join(r.out.split())
-    assert nir.read(out).metadata["quant_granularity"] == "per-layer"
-    r = run_main("verify", "nir", out, "--checkpoint", ckpt, *data, "--samples", "2", "--no-fold-check")
-    assert r.code == 0, r.out + r.err
-    assert "reference model int4 per-layer" in " ".join(r.out.split())
+    graph = nir.read(out)
+    assert graph.metadata["quant_granularity"] == "per-layer" and graph.metadata["weight_bits"] == 4
+    peaks = [np.abs(n.weight).max() for name, n in graph.nodes.items() if name.endswith("_conv")]
+    assert all(4 <= p <= 7 for p in peaks)  # a power-of-two scale puts each layer's peak in [qmax/2, qmax]
 
 
 def _record(model, batch) -> dict[str, torch.Tensor]:
@@ -107,7 +109,7 @@ def _record(model, batch) -> dict[str, torch.Tensor]:
     return out
 
 
-def test_qat_fine_tunes_a_checkpoint_and_exports_exactly_what_it_trained(checkpoint, qkf, run_main):
+def test_qat_fine_tunes_a_checkpoint_and_exports_exactly_what_it_trained(checkpoint, qkf):
     """`qkf train --qat-bits 4 --resume-from CKPT`: starts from the checkpoint's weights, trains with
     fake-quantized weights, records the setting; its forward is bit-exact to its 4-bit export."""
     import yaml
@@ -140,13 +142,7 @@ def test_qat_fine_tunes_a_checkpoint_and_exports_exactly_what_it_trained(checkpo
     qat, ptq = _record(loaded.model, batch), _record(quantize_model(loaded.model, QuantSpec(4)), batch)
     assert qat.keys() == ptq.keys() and len(qat) > 40
     assert all(torch.equal(qat[k], ptq[k]) for k in qat)  # every neuron's spikes, and the logits
-
-    out = root / "qat.nir"
-    r = run_main("export", "nir", run / "best.pt", "--out", out, "--weight-bits", "4")
-    assert r.code == 0, r.err
-    r = run_main("verify", "nir", out, "--checkpoint", run / "best.pt", "--data", root / "cache", "--split",
-                 "train", "--samples", "2", "--no-fold-check")  # fmt: skip
-    assert r.code == 0 and "reference model int4 per-channel" in " ".join(r.out.split()), r.out
+    # its export at 4 bits is quantize_model's graph, spike-exact: tests/hardware/test_quant_export.py
 
 
 def test_profile_prices_the_quantized_model_in_int8(checkpoint, run_main):
