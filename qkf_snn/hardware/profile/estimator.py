@@ -33,7 +33,7 @@ from qkf_snn.errors import UserError
 from qkf_snn.hardware.profile import counters as C
 from qkf_snn.hardware.profile.conventions import CountOptions
 from qkf_snn.hardware.profile.energy import ENERGY_MODELS
-from qkf_snn.hardware.profile.profiler import Forward, Profiler, batch_size
+from qkf_snn.hardware.profile.profiler import Forward, Profiler
 from qkf_snn.hardware.profile.records import NeuronRecord, ProductRecord, Profile, SynapseRecord
 
 
@@ -83,8 +83,13 @@ def conv_sums(module: nn.Module, inputs: tuple, output: torch.Tensor) -> Sums:
     else:
         fan = C.fanout_map(geo, spatial, x.shape[1], mag)
         value, nonzero = (mag @ fan).sum() * filters, (ind @ fan).sum() * filters
-    out.update(events_value=value, events_nonzero=nonzero, dense_macs=output.numel() * module.weight[0].numel(),
-               valid_connections=C.conv_valid_connections(module, spatial) * rows, out_elems=output.numel())  # fmt: skip
+    out.update(
+        events_value=value,
+        events_nonzero=nonzero,
+        dense_macs=output.numel() * module.weight[0].numel(),
+        valid_connections=C.conv_valid_connections(module, spatial) * rows,
+        out_elems=output.numel(),
+    )
     return out
 
 
