@@ -112,7 +112,7 @@ def train(
         Key("data.time_steps"),
     ] = None,
     neuron: Annotated[
-        str | None, typer.Option(help="lif, plif, if or qif."), Key("model.neuron.kind")
+        str | None, typer.Option(help="lif, plif, if, qif, or relu (the ANN twin)."), Key("model.neuron.kind")
     ] = None,
     tau: Annotated[
         float | None, typer.Option(help="Membrane time constant."), Key("model.neuron.tau")
@@ -242,7 +242,8 @@ def train(
     ] = None,
 ) -> None:
     """Train a model on a prepared cache; the best epoch is chosen on val, test is evaluated once."""
-    from qkf_snn.hardware.profile.estimator import check_energy_model, energy_terms
+    from qkf_snn.hardware.profile.estimator import check_energy_model
+    from qkf_snn.hardware.profile.term import energy_terms
     from qkf_snn.training.config import compose, parse_set
     from qkf_snn.training.loop import train as run_train
     from qkf_snn.units import parse_energy
@@ -254,8 +255,8 @@ def train(
     given = overrides(train, locals())
     given.update(parse_set(set_ or []))
     cfg = compose(dataset, modality, recipe=config, overrides=given)
-    energy_terms(cfg)  # checks energy.model whatever set it; wired into the loop with its loss-term hook
-    run_train(cfg, resume=resume, overwrite=overwrite)  # a diverged/interrupted run: main() exits 1/3
+    terms = energy_terms(cfg)  # also checks energy.model, whatever set it (recipe, --set)
+    run_train(cfg, resume=resume, overwrite=overwrite, terms=terms)  # diverged/interrupted: exit 1/3
 
 
 def evaluate(

@@ -254,6 +254,11 @@ def _build(
     scaler = torch.amp.GradScaler(device.type, enabled=amp == "fp16")
     terms = [*builtin_terms(cfg, model), *terms]
     loss_terms.check_names(terms)
+    if cfg.energy.active and "energy" not in {t.name for t in terms}:  # never train without it silently
+        raise UserError(
+            "energy.weight / energy.budget need the energy loss term, which lives in the hardware layer: "
+            "pass terms=qkf_snn.hardware.profile.term.energy_terms(cfg) to train() (qkf train does)"
+        )
     for term in terms:
         term.attach(model)
     return Run(cfg, dist, show, spec, info, data, model, optimizer, scheduler, scaler, autocast, amp, terms,
@@ -423,7 +428,10 @@ def _epoch_record(
     record.update(
         {f"val_{k}": v for k, v in val.items() if isinstance(v, float) and f"val_{k}" not in record}
     )
-    plotted: list[str] = []
+    # plotted: any quantity a term reports both per training step and per evaluation (train_/val_
+    # pairs, e.g. energy per sample), then the terms' end-of-epoch scalars
+    paired = [k for k in sorted(term_sums) if f"train_{k}" in record and f"val_{k}" in record]
+    plotted: list[str] = [f"{p}_{k}" for k in paired for p in ("train", "val")]
     for term in run.terms:
         scalars = term.end_of_epoch(dict(record))
         loss_terms.merge(record, scalars, f"loss term {term.name!r}")

@@ -15,8 +15,7 @@ exactly |x| and has gradient +1 at 0, so a silent neuron is told what firing wou
 abs has gradient 0 there). Non-zero indicators carry the same gradient (their value is exact). Spikes
 reach the weights through the neurons' surrogate gradients.
 
-The training layer does not import this one; the caller (``qkf train``, ``qkf sweep``) builds the
-loss term with :func:`energy_terms` and hands it to ``training.loop.train``.
+Training uses it through the loss term of ``hardware/profile/term.py``.
 """
 
 from __future__ import annotations
@@ -437,11 +436,3 @@ def estimate_batch_energy(
     with estimator:
         out = forward(estimator.model, batch)
         return out, estimator.energy()
-
-
-def energy_terms(cfg: Any) -> list[Any]:
-    """The loss terms ``cfg.energy`` asks for (none when weight is 0 and there is no budget)."""
-    check_energy_model(cfg.energy.model)
-    if not cfg.energy.active:
-        return []
-    raise UserError("--energy-weight/--energy-budget: energy-aware training is not wired into the loop yet")

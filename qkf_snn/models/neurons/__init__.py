@@ -20,6 +20,7 @@ from qkf_snn.models.neurons.lif import (
     neuron_class,
     register_neuron,
 )
+from qkf_snn.models.neurons.relu import ReLU
 from qkf_snn.models.neurons.surrogate import (
     SURROGATES,
     Surrogate,
@@ -36,6 +37,7 @@ __all__ = [
     "NEURONS",
     "PLIF",
     "QIF",
+    "ReLU",
     "SURROGATES",
     "MultiStepNeuron",
     "NeuronConfig",
