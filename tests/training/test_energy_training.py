@@ -1,0 +1,141 @@
+"""Energy-aware training end to end: through the installed `qkf`, the energy logged for the
+validation split is what `qkf profile` reports for that checkpoint and split; the ANN twin
+(`--neuron relu`) trains, is priced in MACs and is refused by NIR export; a budget run interrupted
+mid-epoch resumes with its multiplier bit for bit."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from qkf_snn.errors import RunStopped
+from qkf_snn.hardware.profile.term import energy_terms
+from qkf_snn.training import compose
+from qkf_snn.training.checkpoint import read_checkpoint
+from qkf_snn.training.loop import train
+from qkf_snn.training.terms import LossTerm
+
+from .conftest import tiny_overrides
+
+QKF = str(Path(sys.executable).with_name("qkf"))
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "COLUMNS": "200"}
+TINY = ("--epochs 1 -b 4 --dims 8 16 16 --num-heads 1 1 1 --workers 0 --progress none --threads 1 "
+        "--set run.bn_recalibration=2 --set run.patience=0").split()  # fmt: skip
+
+
+def qkf(*args: str) -> subprocess.CompletedProcess:
+    done = subprocess.run([QKF, *map(str, args)], capture_output=True, text=True, env=ENV, timeout=600)
+    return done
+
+
+def _train_and_profile(cache: Path, out: Path, name: str, model: str, *extra: str) -> tuple[dict, dict]:
+    done = qkf("train", "crema", "--modality", "audio", "--data", cache, "--out", out, "--name", name,
+               "--energy-model", model, *TINY, *extra)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    run = out / name
+    done = qkf(
+        "profile", run / "best.pt", "--data", cache, "--split", "val", "--out", run / "prof", "--no-plots"
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads((run / "results.json").read_text()), json.loads(
+        (run / "prof" / "profile.json").read_text()
+    )
+
+
+def test_qkf_profile_agrees_with_the_energy_logged_in_training(crema_cache, tmp_path):
+    results, profile = _train_and_profile(
+        crema_cache, tmp_path, "snn", "h45_fp32_paper", "--energy-budget", "1nJ"
+    )
+    logged = results["val"]["energy_uJ"] * 1e6  # the best epoch's validation split, pJ per sample
+    profiled = profile["energy"]["models"]["h45_fp32_paper"]["total_pj"]
+    assert profile["protocol"]["split"] == "val" and profiled > 0
+    assert logged == pytest.approx(profiled, rel=1e-6)  # issue 17 asks for 1 %; the rules are the same
+    history = [json.loads(line) for line in (tmp_path / "snn" / "metrics.jsonl").read_text().splitlines()]
+    (record,) = history
+    assert record["val_energy_uJ"] == results["val"]["energy_uJ"]
+    assert record["energy_budget_uJ"] == 1e-3 and record["energy_multiplier"] > 0  # 1 nJ: always over
+    assert record["train_energy_uJ"] > 1e-3 and results["test"]["energy_uJ"] > 0
+    header = (tmp_path / "snn" / "metrics.csv").read_text().splitlines()[0].split(",")
+    assert {"train_energy_uJ", "val_energy_uJ", "energy_multiplier", "train_energy_multiplier"} <= set(header)
+
+
+def test_the_relu_twin_trains_is_priced_in_macs_and_has_no_nir_form(crema_cache, tmp_path):
+    results, profile = _train_and_profile(
+        crema_cache,
+        tmp_path,
+        "ann",
+        "h45_fp32_exact",
+        "--model",
+        "qkf_audio_tiny_deploy",
+        "--neuron",
+        "relu",
+        "--energy-weight",
+        "0.01",
+    )  # the deployable variant: NIR export walks the model before it refuses (see the report)
+    synapses = [r for r in profile["counts"] if r["kind"] == "synapse"]
+    assert synapses and all(r["role"] in ("analog", "head") for r in synapses)  # no layer reads spikes
+    assert all(r["exact_ac"] == 0 and r["paper_ac"] == 0 and r["exact_mac"] > 0 for r in synapses)
+    assert all(r["input_kind"] == "real" for r in profile["measurements"]["synapses"])
+    assert results["val"]["energy_uJ"] * 1e6 == pytest.approx(
+        profile["energy"]["models"]["h45_fp32_exact"]["total_pj"], rel=1e-6
+    )
+    done = qkf("export", "nir", tmp_path / "ann" / "best.pt", "--out", tmp_path / "ann.nir")
+    assert done.returncode == 2 and not (tmp_path / "ann.nir").exists()
+    lines = done.stderr.strip().splitlines()  # the exporter's format: one line, then one per module
+    neurons = [line for line in lines[1:] if line.strip()]
+    assert lines[0] == f"error: cannot export to NIR: {len(neurons)} module(s) have no NIR form", done.stderr
+    assert neurons and all(
+        line.endswith("neuron kind 'relu' does not spike: NIR has no node for it") for line in neurons
+    )
+
+
+class _Interrupt(LossTerm):
+    """Sends this process SIGTERM at one step: the loop saves last.pt and stops (exit code 3)."""
+
+    name = "interrupt"
+
+    def __init__(self, at_step: int | None) -> None:
+        self.at_step, self.steps = at_step, 0
+
+    def __call__(self, outputs, batch):
+        self.steps += 1
+        if self.steps == self.at_step:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return outputs["logits"].new_zeros(()), {}
+
+
+def test_a_budget_run_interrupted_mid_epoch_resumes_bit_for_bit(crema_cache, tmp_path):
+    settings = {"optim.epochs": 2, "energy.budget": "50nJ", "energy.multiplier_lr": 0.5,
+                "run.checkpoint_every": 0, "run.bn_recalibration": 1,
+                "model.name": "qkf_audio_tiny"}  # fmt: skip
+
+    def config(name):
+        return compose("crema", "audio", overrides=tiny_overrides(crema_cache, tmp_path, **settings,
+                                                                   **{"run.name": name}))  # fmt: skip
+
+    threads = torch.get_num_threads()
+    try:
+        with pytest.raises(RunStopped):
+            train(config("cut"), terms=[*energy_terms(config("cut")), _Interrupt(at_step=13)])
+        assert read_checkpoint(tmp_path / "cut" / "last.pt")["batch_in_epoch"] == 4  # epoch 2, step 13
+        train(config("cut"), resume=True, terms=[*energy_terms(config("cut")), _Interrupt(None)])
+        train(config("straight"), terms=[*energy_terms(config("straight")), _Interrupt(None)])
+    finally:
+        torch.set_num_threads(threads)
+    cut, straight = (read_checkpoint(tmp_path / n / "last.pt") for n in ("cut", "straight"))
+    assert cut["terms"]["energy"] == straight["terms"]["energy"]
+    assert straight["terms"]["energy"]["multiplier"] > 0
+    assert all(torch.equal(cut["model"][k], straight["model"][k]) for k in straight["model"])
+    histories = [
+        [json.loads(line) for line in (tmp_path / n / "metrics.jsonl").read_text().splitlines()]
+        for n in ("cut", "straight")
+    ]
+    keys = ("train_energy_uJ", "val_energy_uJ", "energy_multiplier", "train_energy_multiplier")
+    assert [[h[k] for k in keys] for h in histories[0]] == [[h[k] for k in keys] for h in histories[1]]
