@@ -172,7 +172,8 @@ def point_config(spec: SweepSpec, point: Point) -> TrainConfig:
 def prepare(spec: SweepSpec) -> list[tuple[Point, TrainConfig]]:
     """Check everything before any work: every point's configuration, the energy model, the folder and
     its manifest (a folder holding another sweep is refused). Writes the manifest."""
-    from qkf_snn.hardware.profile.estimator import check_energy_model, energy_terms
+    from qkf_snn.hardware.profile.estimator import check_energy_model
+    from qkf_snn.hardware.profile.term import energy_terms
 
     if spec.energy_model is not None:
         check_energy_model(spec.energy_model, "--energy-model")
@@ -237,7 +238,7 @@ def run_sweep(spec: SweepSpec, *, only: int | None = None, console: Console | No
 
 
 def _run_point(spec: SweepSpec, point: Point, cfg: TrainConfig, con: Console) -> None:
-    from qkf_snn.hardware.profile.estimator import energy_terms
+    from qkf_snn.hardware.profile.term import energy_terms
     from qkf_snn.training.loop import train
 
     run_dir = cfg.run_dir

@@ -103,7 +103,7 @@ DEFAULT_ENERGY_MODEL = "h45_fp32_paper"
 
 @dataclass
 class EnergyConfig:
-    """Energy-aware training (docs/energy_aware.md): a differentiable per-sample energy estimate
+    """Energy-aware training (docs/training.md): a differentiable per-sample energy estimate
     priced by one of the profiler's energy models, as a penalty and/or a budget. Both off (weight 0,
     no budget) is plain training; configs saved before this section load that way."""
 

@@ -13,7 +13,7 @@ layers (no state is carried between steps: a ReLU has no membrane), and the read
 steps' logits as it does for spikes. For a clip whose T steps are different windows (audio frames,
 video frames) that is what "the same network on the same data" means; collapsing T would give the
 twin other input. Its output is real-valued, so the profiler types the layers it feeds as real
-(MAC) layers: every convention prices them as MACs over the T steps (``docs/energy_aware.md``).
+(MAC) layers: every convention prices them as MACs over the T steps (``docs/training.md``).
 NIR has no ReLU node: ``qkf export nir`` refuses it in one line (``hardware/nir/nodes.py``).
 """
 
