@@ -50,13 +50,10 @@ def test_every_value_differs_from_the_default_recipe_so_a_dropped_option_shows()
 def test_every_option_reaches_its_key(monkeypatch, tmp_path, values):
     """In process, the training replaced by a stub."""
     from qkf_snn.cli.main import main
-    from qkf_snn.hardware.profile import estimator
     from qkf_snn.training import loop
 
     seen = []
     monkeypatch.setattr(loop, "train", lambda cfg, **kw: seen.append(cfg))
-    # what the config asks of training is training's to check; here only where each value lands
-    monkeypatch.setattr(estimator, "energy_terms", lambda cfg: [])
     fill = {"DIR": str(tmp_path / "cache"), "OUT": str(tmp_path / "runs")}
     monkeypatch.setattr(sys, "argv", ["qkf", *run_options(values, fill)])
     with pytest.raises(SystemExit) as exit_:

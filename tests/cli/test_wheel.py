@@ -22,11 +22,10 @@ from train_options import VALUES, assert_reached, run_options  # tests/cli
 
 REPO = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "200"}
-# Options this one run from scratch cannot take (tests/cli/test_config_options.py checks where their
-# values land): refused until energy-aware training is wired into the loop (estimator.energy_terms),
-# and QAT, which fine-tunes a float checkpoint (its own run through the installed `qkf`:
-# tests/hardware/test_quant_export.py::test_qat_fine_tunes_a_checkpoint_and_exports_exactly_what_it_trained).
-NOT_IN_THIS_RUN = {"energy_weight", "energy_budget", "qat_bits", "qat_per_channel", "resume_from"}
+# QAT fine-tunes a float checkpoint, so this run from scratch cannot take its options; its own run
+# through the installed `qkf` is in tests/hardware/test_quant_export.py
+# (test_qat_fine_tunes_a_checkpoint_and_exports_exactly_what_it_trained).
+NOT_IN_THIS_RUN = {"qat_bits", "qat_per_channel", "resume_from"}
 
 
 def _uv() -> str | None:
