@@ -1,6 +1,6 @@
 """Energy-aware training end to end: through the installed `qkf`, the energy logged for the
 validation split is what `qkf profile` reports for that checkpoint and split; the ANN twin
-(`--neuron relu`) trains, is priced in MACs and is refused by NIR export; a budget run interrupted
+(`--neuron relu`) trains and is priced in MACs; a budget run interrupted
 mid-epoch resumes with its multiplier bit for bit."""
 
 from __future__ import annotations
@@ -16,6 +16,10 @@ import pytest
 import torch
 
 from qkf_snn.errors import RunStopped
+from qkf_snn.hardware.profile import CountOptions
+from qkf_snn.hardware.profile.checkpoint import profile_checkpoint
+from qkf_snn.hardware.profile.conventions import layer_counts
+from qkf_snn.hardware.profile.energy import estimate_energy
 from qkf_snn.hardware.profile.term import energy_terms
 from qkf_snn.training import compose
 from qkf_snn.training.checkpoint import read_checkpoint
@@ -66,34 +70,21 @@ def test_qkf_profile_agrees_with_the_energy_logged_in_training(crema_cache, tmp_
     assert {"train_energy_uJ", "val_energy_uJ", "energy_multiplier", "train_energy_multiplier"} <= set(header)
 
 
-def test_the_relu_twin_trains_is_priced_in_macs_and_has_no_nir_form(crema_cache, tmp_path):
-    results, profile = _train_and_profile(
-        crema_cache,
-        tmp_path,
-        "ann",
-        "h45_fp32_exact",
-        "--model",
-        "qkf_audio_tiny_deploy",
-        "--neuron",
-        "relu",
-        "--energy-weight",
-        "0.01",
-    )  # the deployable variant: NIR export walks the model before it refuses (see the report)
-    synapses = [r for r in profile["counts"] if r["kind"] == "synapse"]
-    assert synapses and all(r["role"] in ("analog", "head") for r in synapses)  # no layer reads spikes
-    assert all(r["exact_ac"] == 0 and r["paper_ac"] == 0 and r["exact_mac"] > 0 for r in synapses)
-    assert all(r["input_kind"] == "real" for r in profile["measurements"]["synapses"])
-    assert results["val"]["energy_uJ"] * 1e6 == pytest.approx(
-        profile["energy"]["models"]["h45_fp32_exact"]["total_pj"], rel=1e-6
-    )
-    done = qkf("export", "nir", tmp_path / "ann" / "best.pt", "--out", tmp_path / "ann.nir")
-    assert done.returncode == 2 and not (tmp_path / "ann.nir").exists()
-    lines = done.stderr.strip().splitlines()  # the exporter's format: one line, then one per module
-    neurons = [line for line in lines[1:] if line.strip()]
-    assert lines[0] == f"error: cannot export to NIR: {len(neurons)} module(s) have no NIR form", done.stderr
-    assert neurons and all(
-        line.endswith("neuron kind 'relu' does not spike: NIR has no node for it") for line in neurons
-    )
+def test_the_relu_twin_trains_and_is_priced_in_macs(crema_cache, tmp_path):
+    """Trained through `qkf`; profiled in process (the console-script path is the test above; NIR
+    export's refusal of every kind that does not spike is tests/training/test_extension_points.py)."""
+    done = qkf("train", "crema", "--modality", "audio", "--data", crema_cache, "--out", tmp_path,
+               "--name", "ann", "--model", "qkf_audio_tiny", "--neuron", "relu",
+               "--energy-model", "h45_fp32_exact", "--energy-weight", "0.01", *TINY)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = json.loads((tmp_path / "ann" / "results.json").read_text())
+    profile, _ = profile_checkpoint(tmp_path / "ann" / "best.pt", crema_cache, "val", None, 16, "cpu")
+    assert {r.neuron for r in profile.neurons} == {"relu"}
+    synapses = [r for r in layer_counts(profile, CountOptions()) if r.kind == "synapse"]
+    assert synapses and all(r.role in ("analog", "head") for r in synapses)  # no layer reads spikes
+    assert all(r.exact_ac == 0 and r.paper_ac == 0 and r.exact_mac > 0 for r in synapses)
+    energy = estimate_energy(profile, models=["h45_fp32_exact"])["h45_fp32_exact"].total_pj
+    assert results["val"]["energy_uJ"] * 1e6 == pytest.approx(energy, rel=1e-6)
 
 
 class _Interrupt(LossTerm):
