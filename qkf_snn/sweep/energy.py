@@ -30,7 +30,7 @@ from typing import Any
 import yaml
 from rich.console import Console
 
-from qkf_snn.errors import UserError
+from qkf_snn.errors import RunStopped, UserError
 from qkf_snn.io import FolderLock, atomic_write_json, check_destination, writing
 from qkf_snn.training.config import TrainConfig, compose
 from qkf_snn.units import format_energy, parse_energy
@@ -216,14 +216,18 @@ def _comparable(manifest: dict[str, Any]) -> Any:
 
 def run_sweep(spec: SweepSpec, *, only: int | None = None, console: Console | None = None) -> dict[str, Any]:
     """Train and measure every point not finished (or only point ``only``), then write the report.
-    Returns the report document."""
+    Returns the report document. A point whose loss diverged does not stop the others: the sweep goes
+    on and then ends with :class:`PointsDiverged` (exit 1); an interruption (SIGTERM, SIGUSR1) stops
+    it at once, to be resumed."""
     from qkf_snn.sweep.report import write_report
+    from qkf_snn.training.loop import TrainingDiverged
 
     con = console or Console()
     plan = prepare(spec)
     if only is not None and not 0 <= only < len(plan):
         raise UserError(f"--point {only}: the sweep has points 0 to {len(plan) - 1}")
     todo = [plan[only]] if only is not None else plan
+    diverged: list[str] = []
     for point, cfg in todo:
         try:
             with claim(spec.out, point):
@@ -232,9 +236,22 @@ def run_sweep(spec: SweepSpec, *, only: int | None = None, console: Console | No
             if only is not None:
                 raise UserError(f"--point {only} ({point.name}): {busy.holder}") from None
             con.print(f"point {point.index} {point.name}: {busy.holder}, left to it")
+        except TrainingDiverged as err:
+            con.print(f"point {point.index} {point.name}: diverged: {err}")
+            diverged.append(point.name)
         with report_lock(spec.out):
             doc = write_report(spec.out)
+    if diverged:
+        raise PointsDiverged(
+            f"{len(diverged)} point(s) diverged: {', '.join(diverged)} (the others are in the table)"
+        )
     return doc
+
+
+class PointsDiverged(RunStopped):
+    """One or more points' training diverged (the rest of the sweep ran)."""
+
+    exit_code = 1
 
 
 def _run_point(spec: SweepSpec, point: Point, cfg: TrainConfig, con: Console) -> None:

@@ -54,7 +54,7 @@ def test_one_sweep_per_model_and_shared_references(tmp_path, which):
         assert flag(call, "--out") == str(out / flag(call, "--energy-model"))
         assert flag(call, "--data") == str(out / "cache")
     budgets = [flag(c, "--budgets") for c in sweeps]
-    assert budgets == (["5.6uJ", "40uJ,32uJ"] if which == "C" else ["5.5uJ,5uJ", "42uJ,33uJ"])
+    assert budgets == (["6.5uJ,5.6uJ", "55uJ,40uJ,32uJ"] if which == "C" else ["5.5uJ,5uJ", "42uJ,33uJ"])
     assert "optim.epochs=30" in sweeps[0]
     if which == "D":
         assert "data.augment=false" in sweeps[0]

@@ -1,7 +1,7 @@
 """`qkf sweep energy` through the installed console script: a 2-point sweep of a tiny model for one
 epoch writes the table and the plot; a rerun skips finished points (their files untouched, the log
 says so); a point another process holds is left to it; a sweep killed mid-point resumes and
-completes; a folder holding another sweep is refused."""
+completes; a folder holding another sweep is refused; a diverged point does not stop the others."""
 
 from __future__ import annotations
 
@@ -123,3 +123,21 @@ def test_a_killed_sweep_resumes_its_point(cache: Path, tmp_path: Path):
     assert [r["epoch"] for r in log] == [0, 1, 2]  # every epoch once, none twice
     doc = json.loads((out / "front.json").read_text())
     assert doc["missing"] == ["s0_weight_0.5"] and [r["epochs_run"] for r in doc["runs"]] == [3]
+
+
+def test_a_diverged_point_does_not_stop_the_others(cache: Path, tmp_path: Path, monkeypatch):
+    from qkf_snn.sweep import energy as sweep
+    from qkf_snn.training.loop import TrainingDiverged
+
+    seen = []
+
+    def train_and_measure(spec, point, cfg, con):
+        seen.append(point.name)
+        if point.kind == "unconstrained":
+            raise TrainingDiverged("loss (nan) not finite at step 3")
+
+    monkeypatch.setattr(sweep, "_run_point", train_and_measure)
+    with pytest.raises(sweep.PointsDiverged, match=r"1 point\(s\) diverged: s0_unconstrained \("):
+        run_sweep(spec_of(cache, tmp_path / "sw"))
+    assert seen == ["s0_unconstrained", "s0_weight_0.5"]
+    assert json.loads((tmp_path / "sw" / "front.json").read_text())["missing"] == seen
