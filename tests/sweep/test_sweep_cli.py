@@ -6,7 +6,6 @@ completes; a folder holding another sweep is refused; a diverged point does not 
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import json
 import os
 import signal
@@ -21,12 +20,6 @@ from qkf_snn.errors import UserError
 from qkf_snn.sweep.energy import SweepSpec, claim, points, prepare, run_sweep
 from qkf_snn.training.config import parse_set
 
-# Every sweep has an energy point, and training one needs the energy loss term (issue 17, branch
-# wip-energy); until it is on this branch there is nothing to train them with.
-pytestmark = pytest.mark.skipif(
-    importlib.util.find_spec("qkf_snn.hardware.profile.term") is None,
-    reason="the energy loss term (qkf_snn/hardware/profile/term.py) is not on this branch yet",
-)
 QKF = str(Path(sys.executable).with_name("qkf"))
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "COLUMNS": "200"}
 BASE = [
