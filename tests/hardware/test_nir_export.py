@@ -3,6 +3,9 @@ read-out), BN folding, refusal of what NIR cannot express, and the .nir file's e
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import h5py
 import nir
 import numpy as np
@@ -232,3 +235,25 @@ def test_unreadable_files_give_one_line(av_graph, tmp_path):
         with pytest.raises(UserError) as err:
             read_graph(path)
         assert words in str(err.value) and "\n" not in str(err.value) and str(path) in str(err.value)
+
+
+def test_a_non_spiking_twin_is_refused_before_the_walk_within_bounded_memory():
+    """The ReLU twin of a recipe-sized model: refused at once, one line per neuron. Walking it first
+    built dense real-valued maps until 17.8 GB were reached; the child runs capped at 3 GB more address
+    space than it holds after the imports, so a regression fails here instead of exhausting the machine."""
+    code = (
+        "import resource\n"
+        "from qkf_snn.models import create_model\n"
+        "from qkf_snn.hardware.nir import export_problems\n"
+        "m = create_model('qkf_audio_small', num_classes=6, neuron={'kind': 'relu'}).eval()\n"
+        "size = int(next(x for x in open('/proc/self/status') if x.startswith('VmSize')).split()[1]) << 10\n"
+        "resource.setrlimit(resource.RLIMIT_AS, (size + (3 << 30), size + (3 << 30)))\n"
+        "lines = export_problems(m)\n"
+        "n = sum(1 for _ in m.modules() if getattr(_, 'kind', None) == 'relu')\n"
+        "print(len(lines), n, all(x.endswith(\"neuron kind 'relu' does not spike: NIR has no node for it\") "
+        "for x in lines))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    count, neurons, same = done.stdout.split()
+    assert int(count) == int(neurons) > 10 and same == "True"

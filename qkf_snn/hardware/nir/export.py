@@ -567,6 +567,13 @@ def build_graph(model: nn.Module, dt: float | None = None, target: str = DEFAULT
     if dt is not None and not dt > 0:
         raise UserError(f"dt must be > 0, got {dt}")
     dt = t.resolve_dt(dt)
+    silent = [
+        f"{path}: {neuron_problem(m)}"
+        for path, m in model.named_modules()
+        if isinstance(m, MultiStepNeuron) and not m.spiking
+    ]
+    if silent:  # no graph can exist; walking it would build dense real-valued maps (17.8 GB, measured)
+        raise NIRExportError(silent)
     b = GraphBuilder(dt, t)
     with torch.no_grad():
         logits, info = _build(b, model)
