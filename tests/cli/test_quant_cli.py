@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import torch
 
+from qkf_snn.hardware.nir.fold import neuron_outputs
 from qkf_snn.models import recalibrate_bn
-from qkf_snn.models.neurons import MultiStepNeuron
 from qkf_snn.models.quant import QuantSpec
 
 
@@ -96,17 +96,8 @@ def test_cli_exports_verifies_and_deploys_quantized_graphs(checkpoint, qkf, run_
 
 
 def _record(model, batch) -> dict[str, torch.Tensor]:
-    out: dict[str, torch.Tensor] = {}
-    hooks = [
-        m.register_forward_hook(lambda mod, i, o, n=n: out.__setitem__(n, o))
-        for n, m in model.named_modules()
-        if isinstance(m, MultiStepNeuron)
-    ]
-    with torch.no_grad():
-        out["logits"] = model.forward_steps(batch)
-    for h in hooks:
-        h.remove()
-    return out
+    spikes, logits = neuron_outputs(model, batch)
+    return {**spikes, "logits": logits}
 
 
 def test_qat_fine_tunes_a_checkpoint_and_exports_exactly_what_it_trained(checkpoint, qkf):

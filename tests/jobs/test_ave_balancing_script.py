@@ -4,12 +4,12 @@ its "recipe" condition is the AVE recipe's balancing."""
 from __future__ import annotations
 
 import os
-import shlex
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+from stand_in import flag, run_with_stand_in  # tests/ (on sys.path: tests/conftest.py)
 
 from qkf_snn.training.config import compose
 
@@ -33,18 +33,7 @@ pytestmark = pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash
 
 
 def run_script(tmp_path: Path, **env: str) -> list[list[str]]:
-    qkf = tmp_path / "qkf"
-    qkf.write_text(FAKE_QKF)
-    qkf.chmod(0o755)
-    log = tmp_path / "calls.log"
-    log.unlink(missing_ok=True)
-    environ = os.environ | {"QKF": str(qkf), "PY": "true", "LOG": str(log)} | env
-    subprocess.run(["bash", str(SCRIPT), str(tmp_path / "out")], env=environ, check=True, cwd=ROOT)
-    return [shlex.split(line) for line in log.read_text().splitlines()] if log.exists() else []
-
-
-def flag(call: list[str], name: str) -> str:
-    return call[call.index(name) + 1]
+    return run_with_stand_in(SCRIPT, FAKE_QKF, tmp_path, PY="true", **env)
 
 
 def test_set_d_runs_every_condition_and_seed_once(tmp_path):

@@ -5,12 +5,12 @@ model's folder are linked into the others, not trained again."""
 from __future__ import annotations
 
 import os
-import shlex
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+from stand_in import flag, run_with_stand_in  # tests/ (on sys.path: tests/conftest.py)
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "jobs" / "energy_front.sh"
@@ -26,18 +26,7 @@ pytestmark = pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash
 
 
 def run_script(tmp_path: Path, **env: str) -> list[list[str]]:
-    qkf = tmp_path / "qkf"
-    qkf.write_text(FAKE_QKF)
-    qkf.chmod(0o755)
-    log = tmp_path / "calls.log"
-    log.unlink(missing_ok=True)
-    environ = os.environ | {"QKF": str(qkf), "LOG": str(log)} | env
-    subprocess.run(["bash", str(SCRIPT), str(tmp_path / "out")], env=environ, check=True, cwd=ROOT)
-    return [shlex.split(line) for line in log.read_text().splitlines()]
-
-
-def flag(call: list[str], name: str) -> str:
-    return call[call.index(name) + 1]
+    return run_with_stand_in(SCRIPT, FAKE_QKF, tmp_path, **env)
 
 
 @pytest.mark.parametrize("which", ["C", "D"])

@@ -7,23 +7,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+from qkf_snn.hardware.nir.fold import neuron_outputs
 from qkf_snn.models import create_model, recalibrate_bn
-from qkf_snn.models.neurons import MultiStepNeuron
 from qkf_snn.models.quant import QuantSpec, disable_qat, enable_qat, quantize_model, readout_linears
-
-
-def _spikes(model, batch) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-    out: dict[str, torch.Tensor] = {}
-    hooks = [
-        m.register_forward_hook(lambda mod, i, o, n=n: out.__setitem__(n, o))
-        for n, m in model.named_modules()
-        if isinstance(m, MultiStepNeuron)
-    ]
-    with torch.no_grad():
-        logits = model.forward_steps(batch)
-    for h in hooks:
-        h.remove()
-    return out, logits
 
 
 @pytest.mark.parametrize("fusion,spec", [("concat", QuantSpec(4)), ("sum", QuantSpec(6, per_channel=False))])
@@ -36,8 +22,8 @@ def test_qat_forward_is_its_post_training_quantization(fusion, spec):
         v[0] = torch.randint(0, 3, v[0].shape).float()
     ptq = quantize_model(model, spec)
     qat = enable_qat(model, spec)
-    ref_spikes, ref_logits = _spikes(ptq, batch)
-    got_spikes, got_logits = _spikes(qat.eval(), batch)
+    ref_spikes, ref_logits = neuron_outputs(ptq, batch)
+    got_spikes, got_logits = neuron_outputs(qat.eval(), batch)
     assert ref_spikes.keys() == got_spikes.keys() and len(ref_spikes) > 40
     for name, s in ref_spikes.items():
         assert torch.equal(got_spikes[name], s), name

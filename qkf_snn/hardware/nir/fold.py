@@ -68,7 +68,8 @@ class FoldReport:
         return 1.0 - self.spikes_differing / max(self.spikes_total, 1)
 
 
-def _record_spikes(model: nn.Module, batch: Batch) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+def neuron_outputs(model: nn.Module, batch: Batch) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """Every neuron's output (by module path) and the per-step logits of one ``forward_steps``."""
     spikes: dict[str, torch.Tensor] = {}
     hooks = [
         m.register_forward_hook(lambda mod, inp, out, n=n: spikes.__setitem__(n, out))
@@ -90,8 +91,8 @@ def compare_folding(model: nn.Module, folded: nn.Module, batches: Iterable[Batch
     samples = total = differing = agree = 0
     max_diff = 0.0
     for batch in batches:
-        ref_spikes, ref_steps = _record_spikes(model, batch)
-        new_spikes, new_steps = _record_spikes(folded, batch)
+        ref_spikes, ref_steps = neuron_outputs(model, batch)
+        new_spikes, new_steps = neuron_outputs(folded, batch)
         for name, ref in ref_spikes.items():
             total += ref.numel()
             differing += int((ref != new_spikes[name]).sum())
