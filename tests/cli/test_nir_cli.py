@@ -69,7 +69,9 @@ def test_export_writes_the_graph_and_a_summary(run, exported):
     assert len(json.loads(meta["class_names"])) == 6 and meta["time_steps"] == 4
     assert meta["target"] == "portable" and meta["dt"] == float(np.float32(1e-4))  # snnTorch's step
     assert summary["nodes"] == len(graph.nodes) and summary["edges"] == len(graph.edges)
-    table = runner.invoke(app, ["export", "nir", str(ckpt), "--out", str(root / "again.nir")])
+    table = runner.invoke(
+        app, ["export", "nir", str(ckpt), "--out", str(root / "again.nir")], env={"COLUMNS": "200"}
+    )
     assert table.exit_code == 0 and "max fan-in" in table.output
 
 
