@@ -334,9 +334,11 @@ def train_step(run: Run, batch: dict[str, torch.Tensor]) -> bool:
         mod = apply_ogm_ge(
             model, out, y, cfg.balance, seed=cfg.run.seed, step=state.step, optimizer=run.optimizer
         )
+    norm = None
     if cfg.optim.grad_clip > 0:
         run.scaler.unscale_(run.optimizer)
-        nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
+        norm = nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
+    _check_gradients(run, norm)
     run.scaler.step(run.optimizer)
     run.scaler.update()
     run.scheduler.step()
@@ -360,6 +362,21 @@ def train_step(run: Run, batch: dict[str, torch.Tensor]) -> bool:
                           ogm_ratio_audio=mod.ratio_audio)  # fmt: skip
         run.logger.step(record)
     return flags[1] > 0
+
+
+def _check_gradients(run: Run, norm: torch.Tensor | None) -> None:
+    """Stop before the update if the gradients are not finite (``norm``: their total norm, if known).
+
+    A finite loss can still give non-finite gradients (a surrogate's overflow, a 0/0 in a loss term).
+    fp16's GradScaler skips such steps itself, by design. DDP has averaged the gradients, so every
+    rank sees the same norm and stops at the same step."""
+    if run.scaler.is_enabled():
+        return
+    if norm is None:
+        norm = nn.utils.get_total_norm([p.grad for p in run.model.parameters() if p.grad is not None])
+    if not torch.isfinite(norm):
+        run.show.stop()
+        raise TrainingDiverged(_diverged_message(f"gradient norm ({norm.item()})", run.state, run.last_path))
 
 
 def end_of_epoch(run: Run, started: tuple[float, float]) -> None:

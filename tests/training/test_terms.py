@@ -171,3 +171,58 @@ def test_terms_need_distinct_names_and_keys(crema_cache, tmp_path):
 
     with pytest.raises(ValueError, match="loss term 'clash': scalar 'ce' is already in the record"):
         train(_config(crema_cache, tmp_path, "clash"), terms=[Clash(0.1)])
+
+
+class _NaNGradient(torch.autograd.Function):
+    """0 forward, NaN backward: a finite loss whose gradient is not (a surrogate's overflow did this)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.shape = x.shape
+        return x.sum() * 0.0
+
+    @staticmethod
+    def backward(ctx, grad):
+        return torch.full(ctx.shape, float("nan"))
+
+
+class NaNGradientTerm(LossTerm):
+    name = "nan_gradient"
+
+    def __init__(self, at_step: int) -> None:
+        self.at_step, self.steps = at_step, 0
+
+    def __call__(self, outputs, batch):
+        self.steps += 1
+        if self.steps != self.at_step:
+            return outputs["logits"].new_zeros(()), {}
+        return _NaNGradient.apply(outputs["logits"].float()), {}
+
+
+@pytest.mark.parametrize("grad_clip", (1.0, 0.0))
+def test_a_finite_loss_with_non_finite_gradients_stops_before_the_update(crema_cache, tmp_path, grad_clip):
+    """The loss check alone let NaN gradients into the weights; the next step's loss was then NaN and
+    its message blamed the wrong step. Now step 6 stops before its update, last.pt (step 4) stays."""
+    from qkf_snn.training.loop import TrainingDiverged
+
+    cfg = compose(
+        "crema",
+        "audio",
+        overrides=tiny_overrides(
+            crema_cache, tmp_path, **SETTINGS, **{"run.name": "nan", "optim.grad_clip": grad_clip}
+        ),
+    )
+    threads = torch.get_num_threads()
+    try:
+        with pytest.raises(TrainingDiverged) as err:
+            train(cfg, terms=[NaNGradientTerm(at_step=6)])
+    finally:
+        torch.set_num_threads(threads)
+    last = tmp_path / "nan" / "last.pt"
+    assert str(err.value) == (
+        "gradient norm (nan) not finite at step 6; stopped before the update "
+        f"(last good checkpoint: {last}); try a lower --lr or --grad-clip"
+    )
+    saved = read_checkpoint(last)
+    assert saved["step"] == 4
+    assert all(torch.isfinite(v).all() for v in saved["model"].values() if v.is_floating_point())

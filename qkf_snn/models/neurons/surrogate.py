@@ -3,7 +3,8 @@
 Every surrogate's forward pass is snnTorch's Heaviside ``(x > 0)``; only the backward differs. An
 entry of :data:`SURROGATES` holds all there is to know about one surrogate:
 
-* ``factory``: snnTorch's own spike-function factory (the reference backend runs it);
+* ``factory``: snnTorch's own spike-function factory (the reference backend runs it), or for
+  ``sigmoid`` the same function with its overflow fixed;
 * ``defaults``: our default keyword arguments for it (also the only parameters it accepts);
 * ``grad``: its backward in closed form on torch tensors, for the fused backend (``None``: the fused
   backend declines and ``auto`` falls back to the reference);
@@ -33,9 +34,21 @@ GradFn = Callable[..., None]
 # --- closed-form backwards: snnTorch's expressions, operation for operation -----------------------------
 # Evaluation order and constants are snnTorch's (x · c for c · x is exact, ``c / t`` is PyTorch's
 # ``t.reciprocal() * c``), so every element equals snnTorch's gradient bit for bit.
+# snnTorch 1.0.0's sigmoid backward overflows: exp(-slope·v) is inf once -slope·v > ln(max) (88.7 in
+# float32, 11.1 in float16) and inf / inf is NaN (snnTorch issue #427; fixed on its master by PR #433,
+# not released). From -slope·v > ln(max) / 2 the denominator's square already overflows and the
+# expression is exactly ±0, so capping the exponent just above ln(max) / 2 keeps every element where
+# snnTorch is finite bit for bit (the sign of zero included) and gives that ±0 where it is NaN. A
+# budgeted QKFormer run hit it: membranes 23 below θ with slope 4.
+def sigmoid_exponent_cap(dtype: torch.dtype) -> float:
+    """The largest exponent the sigmoid backward evaluates in ``dtype``: exp(cap) is finite, its
+    square is not."""
+    return math.log(torch.finfo(dtype).max) / 2 + 0.5
+
+
 def _sigmoid(grad: torch.Tensor, v: torch.Tensor, out: torch.Tensor, *, slope: float) -> None:
-    # grad * slope * exp(-slope * v) / ((exp(-slope * v) + 1) ** 2)
-    e = v.mul_(-slope).exp_()
+    # grad * slope * exp(-slope * v) / ((exp(-slope * v) + 1) ** 2), the exponent capped (see above)
+    e = v.mul_(-slope).clamp_(max=sigmoid_exponent_cap(v.dtype)).exp_()
     torch.mul(grad, slope, out=out).mul_(e)
     out.div_(e.add_(1).pow_(2))
 
@@ -69,6 +82,32 @@ def _spike_rate_escape(
     torch.mul(grad, slope, out=out).mul_(e)
 
 
+class _Sigmoid(torch.autograd.Function):
+    """snnTorch's ``surrogate.Sigmoid`` (forward ``(x > 0).float()``), with the overflow-safe backward."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, slope: float) -> torch.Tensor:  # type: ignore[override]
+        ctx.save_for_backward(x)
+        ctx.slope = slope
+        return (x > 0).float()
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # type: ignore[override]
+        # snnTorch's expression as it writes it (out of place: bit for bit in every dtype), capped
+        (x,) = ctx.saved_tensors
+        e = torch.exp((-ctx.slope * x).clamp_(max=sigmoid_exponent_cap(x.dtype)))
+        return grad * ctx.slope * e / ((e + 1) ** 2), None
+
+
+def sigmoid(slope: float = 25.0) -> SpikeFn:
+    """``snntorch.surrogate.sigmoid(slope)`` without its NaN gradients (see ``_sigmoid``)."""
+
+    def inner(x: torch.Tensor) -> torch.Tensor:
+        return _Sigmoid.apply(x, slope)
+
+    return inner
+
+
 @dataclass(frozen=True)
 class Surrogate:
     """One surrogate: its snnTorch factory, our defaults, its torch backward and its Triton kernel id."""
@@ -84,7 +123,7 @@ class Surrogate:
 # sigmoid's slope 4 is SpikingJelly's Sigmoid(alpha=4), the surrogate the official QKFormer trained
 # with; the others keep snnTorch's defaults.
 SURROGATES: dict[str, Surrogate] = {
-    "sigmoid": Surrogate(snn_surrogate.sigmoid, {"slope": 4.0}, _sigmoid, 0, lambda p: (p["slope"], 0.0)),
+    "sigmoid": Surrogate(sigmoid, {"slope": 4.0}, _sigmoid, 0, lambda p: (p["slope"], 0.0)),
     "atan": Surrogate(
         snn_surrogate.atan, {"alpha": 2.0}, _atan, 1, lambda p: (p["alpha"] / 2, math.pi / 2 * p["alpha"])
     ),

@@ -54,7 +54,7 @@ def _surrogate(gs, v, SURROGATE: tl.constexpr, p0, p1):
     """``gs · dS/dV`` at ``v = U - θ'``: snnTorch's formulas (see surrogate.SURROGATES, whose
     ``triton_id`` picks the branch)."""
     if SURROGATE == 0:  # sigmoid, p0 = slope
-        e = tl.exp(-p0 * v)
+        e = tl.exp(tl.minimum(-p0 * v, 44.8614))  # surrogate.sigmoid_exponent_cap(float32): no inf / inf
         out = gs * p0 * e / ((e + 1.0) * (e + 1.0))
     elif SURROGATE == 1:  # atan, p0 = alpha / 2, p1 = pi / 2 · alpha
         a = p1 * v
