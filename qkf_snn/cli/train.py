@@ -163,6 +163,11 @@ def train(
         typer.Option(help="Profiler energy model pricing the estimate (h45_fp32_paper)."),
         Key("energy.model"),
     ] = None,
+    energy_start_epoch: Annotated[
+        int | None,
+        typer.Option(help="First epoch (0-based) the energy enters the loss (a warm-up before it)."),
+        Key("energy.start_epoch"),
+    ] = None,
     epochs: Annotated[int | None, typer.Option(help="Epochs."), Key("optim.epochs")] = None,
     batch_size: Annotated[
         int | None, typer.Option("--batch-size", "-b", help="Global batch size."), Key("data.batch_size")

@@ -76,6 +76,7 @@ class TrainState:
     best_epoch: int = -1
     best_acc: float = -1.0
     best_loss: float = math.inf
+    best_feasible: bool = False  # the best epoch met every loss term's constraint (see terms.feasible)
     bad_epochs: int = 0  # epochs since the last improvement (early stopping)
     stopped_early: bool = False
     history: list[dict[str, Any]] = field(default_factory=list)  # one record per epoch
@@ -105,6 +106,8 @@ class TrainState:
             coeff = {"audio": coeff[0], "video": coeff[1], "steps": int(coeff[2])}
         if "term_sums" not in data and data.get("batch_in_epoch", 0) > 0:
             data = {**data, "term_sums": None}
+        if "best_feasible" not in data:  # before constraints: any chosen epoch was feasible
+            data = {**data, "best_feasible": data.get("best_epoch", -1) >= 0}
         return cls(**{**data, "coeff_sums": CoeffSums(**coeff)})
 
 

@@ -111,6 +111,7 @@ class EnergyConfig:
     budget: str | None = None  # e.g. "5uJ" per sample: a Lagrange multiplier keeps E under it
     model: str = DEFAULT_ENERGY_MODEL  # a key of the profiler's ENERGY_MODELS
     multiplier_lr: float = 0.05  # budget: multiplier += multiplier_lr · (E / budget − 1) per step
+    start_epoch: int = 0  # first epoch (0-based) the energy enters the loss; logged from the start
 
     @property
     def active(self) -> bool:
@@ -235,6 +236,7 @@ class TrainConfig:
             "balance.alpha": self.balance.alpha,
             "balance.aux_weight": self.balance.aux_weight,
             "energy.weight": self.energy.weight,
+            "energy.start_epoch": self.energy.start_epoch,
             "run.patience": self.run.patience,
             "run.checkpoint_every": self.run.checkpoint_every,
             "run.bn_recalibration": self.run.bn_recalibration,

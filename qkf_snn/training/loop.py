@@ -18,6 +18,7 @@ import contextlib
 import itertools
 import json
 import signal
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -390,12 +391,19 @@ def end_of_epoch(run: Run, started: tuple[float, float]) -> None:
     distributed.broadcast_buffers(model)  # BN statistics of rank 0 on every rank
     val = evaluate(model, run.data.val, run.info.num_classes, model.modalities, run.dist.device, run.autocast,
                    run.terms)  # fmt: skip
-    improved = val["acc"] > state.best_acc or (val["acc"] == state.best_acc and val["loss"] < state.best_loss)
+    # Chosen on validation accuracy (ties: lower loss), first among the epochs that meet the loss
+    # terms' constraints (an energy budget), so a constrained run never picks an epoch over budget
+    # while one within it exists.
+    meets = loss_terms.feasible(run.terms, val)
+    ok = meets is not False
+    improved = (ok, val["acc"], -val["loss"]) > (state.best_feasible, state.best_acc, -state.best_loss)
     record, plotted = _epoch_record(run, sums, val, improved, started)
+    if meets is not None:
+        record["feasible"] = meets
     state.next_epoch()
     if improved:
         state.best_epoch, state.bad_epochs = record["epoch"], 0
-        state.best_acc, state.best_loss = val["acc"], val["loss"]
+        state.best_acc, state.best_loss, state.best_feasible = val["acc"], val["loss"], ok
         if run.dist.is_main:
             save_checkpoint(run.best_path, _payload(run, "best", val))
     else:
@@ -486,10 +494,14 @@ def test_best(run: Run) -> TrainResult:
     test = evaluate(model, run.data.test, info.num_classes, model.modalities, run.dist.device, run.autocast,
                     run.terms)  # fmt: skip
     if run.dist.is_main:
+        chosen = "best epoch chosen on validation accuracy (ties: lower validation loss)"
+        rules = loss_terms.constraints(run.terms)
+        if rules:
+            chosen += f" among the epochs meeting {' and '.join(rules)} (all epochs if none does)"
         summary = {
             "protocol": (
-                "best epoch chosen on validation accuracy (ties: lower validation loss); test evaluated "
-                f"once with that checkpoint; T={info.time_steps}; {cfg.dataset} cache {cfg.data.dir}"
+                f"{chosen}; test evaluated once with that checkpoint; T={info.time_steps}; "
+                f"{cfg.dataset} cache {cfg.data.dir}"
             ),
             "best_epoch": state.best_epoch, "epochs_run": state.epoch, "stopped_early": state.stopped_early,
             "steps": state.step, "val": best["metrics"], "test": test, "class_names": info.class_names,
@@ -497,19 +509,27 @@ def test_best(run: Run) -> TrainResult:
         }  # fmt: skip
         if run.terms:
             summary["loss_terms"] = [t.name for t in run.terms]
+        if rules:
+            summary["best_feasible"] = state.best_feasible
         atomic_write_bytes(cfg.run_dir / "results.json", (json.dumps(summary, indent=1) + "\n").encode())
         for split, metrics in (("val", best["metrics"]), ("test", test)):
             title = f"{cfg.run_name} {split} (best epoch {state.best_epoch + 1}): acc {metrics['acc']:.1%}"
             plot_confusion(
                 metrics["confusion"], info.class_names, cfg.run_dir / f"confusion_{split}.png", title
             )
+        within = f" among epochs meeting {' and '.join(rules)}" if rules and state.best_feasible else ""
         line = (
-            f"test (best epoch {state.best_epoch + 1}, chosen on val): "
+            f"test (best epoch {state.best_epoch + 1}, chosen on val{within}): "
             f"acc {test['acc']:.2%}, F1 {test['f1_macro']:.3f}"
         )
         if "acc_audio" in test:
             line += f" (audio head {test['acc_audio']:.2%}, video head {test['acc_video']:.2%})"
         run.show.print(line)
+        if rules and not state.best_feasible:
+            # stderr, whatever the progress mode: the run did not do what it was asked
+            print(
+                f"warning: no epoch met {' and '.join(rules)}; chosen on val over all epochs", file=sys.stderr
+            )
     return TrainResult(
         cfg.run_dir, state.best_epoch, best["metrics"], test, state.epoch, state.stopped_early, model
     )

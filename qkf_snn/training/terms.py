@@ -11,6 +11,9 @@ the order of the terms (built-in ones, from ``build.TERM_FACTORIES``, first; the
                                  in the epoch record, ``val``/``test`` in results.json)
     end_of_epoch(record)         after validation, with the epoch record (``train_*``, ``val_*``): update
                                  multipliers here; the scalars it returns join the record
+    feasible(val)                after validation: does the model meet the term's constraint (None: the
+                                 term has none)? The best epoch is chosen on validation accuracy among
+                                 the epochs that meet every constraint, over all epochs if none does
     state_dict/load_state_dict   saved in last.pt under ``terms[name]``, so ``--resume`` restores it
                                  exactly (also mid-epoch)
 
@@ -63,6 +66,14 @@ class LossTerm:
     def end_of_epoch(self, metrics: dict[str, Any]) -> dict[str, float]:
         return {}
 
+    # what ``feasible`` checks, in words, for the selection protocol in results.json (None: nothing)
+    constraint: str | None = None
+
+    def feasible(self, val: Mapping[str, Any]) -> bool | None:
+        """Whether the validated model meets this term's constraint (``val``: the validation metrics,
+        with this term's ``evaluate_end`` scalars); None when the term constrains nothing."""
+        return None
+
     def state_dict(self) -> dict[str, Any]:
         return {}
 
@@ -85,6 +96,17 @@ def objective(
         merge(logged, scalars, f"loss term {term.name!r}")
         loss = loss + part
     return loss, ce, {k: v for k, v in logged.items() if k not in STEP_KEYS}
+
+
+def feasible(terms: Sequence[LossTerm], val: Mapping[str, Any]) -> bool | None:
+    """Whether ``val`` meets every term's constraint; None when no term has one."""
+    verdicts = [v for v in (t.feasible(val) for t in terms) if v is not None]
+    return all(verdicts) if verdicts else None
+
+
+def constraints(terms: Sequence[LossTerm]) -> list[str]:
+    """The terms' constraints in words (for the selection protocol)."""
+    return [t.constraint for t in terms if t.constraint]
 
 
 def check_names(terms: Sequence[LossTerm]) -> None:

@@ -32,6 +32,7 @@ VALUES: dict[str, tuple[list[str], object]] = {
     "energy_weight": (["--energy-weight", "0.3"], 0.3),
     "energy_budget": (["--energy-budget", "5uJ"], "5uJ"),
     "energy_model": (["--energy-model", "h45_int8_exact"], "h45_int8_exact"),
+    "energy_start_epoch": (["--energy-start-epoch", "3"], 3),
     "qat_bits": (["--qat-bits", "4"], 4),
     "qat_per_channel": (["--qat-per-layer"], False),
     "resume_from": (["--resume-from", "CKPT"], "CKPT"),

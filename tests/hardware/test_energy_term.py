@@ -68,7 +68,7 @@ def test_the_multiplier_rises_while_over_budget_then_decays_to_zero_and_stays():
         _step(model, batch, term)
         seen.append(term.multiplier)
     assert seen[5:] == pytest.approx([0.425, 0.35, 0.275, 0.2, 0.125, 0.05, 0.0, 0.0])
-    assert term.end_of_epoch({}) == {"energy_multiplier": 0.0, "energy_budget_uJ": energy * 4 / 1e6}
+    assert term.end_of_epoch({"epoch": 0}) == {"energy_multiplier": 0.0, "energy_budget_uJ": energy * 4 / 1e6}
 
 
 def test_descending_on_the_budget_lagrangian_brings_the_energy_under_budget():
@@ -96,10 +96,33 @@ def test_descending_on_the_budget_lagrangian_brings_the_energy_under_budget():
 
 def test_state_round_trips():
     _, _, term = _setup(weight=0.1, budget_pj=5e6)
-    term.multiplier, term.reference_pj = 0.1 + 0.2, 1234.5678
+    term.multiplier, term.reference_pj, term.epoch = 0.1 + 0.2, 1234.5678, 7
     other = EnergyTerm("h45_fp32_exact", weight=0.1, budget_pj=5e6)
     other.load_state_dict(term.state_dict())
-    assert (other.multiplier, other.reference_pj) == (0.1 + 0.2, 1234.5678)
+    assert (other.multiplier, other.reference_pj, other.epoch) == (0.1 + 0.2, 1234.5678, 7)
+    other.load_state_dict({"multiplier": 0.5, "reference_pj": None})  # a state from before warm-ups
+    assert (other.multiplier, other.reference_pj, other.epoch) == (0.5, None, 0)
+
+
+def test_before_the_start_epoch_the_energy_is_logged_but_not_trained_on():
+    model, batch, term = _setup(weight=0.3, budget_pj=1.0, start_epoch=2)  # 1 pJ: far over budget
+    for epoch in range(2):
+        loss, scalars = _step(model, batch, term)
+        assert loss.item() == 0.0 and loss.grad_fn is None
+        assert scalars["energy_uJ"] > 0 and scalars["energy_multiplier"] == 0.0
+        assert (term.multiplier, term.reference_pj) == (0.0, None)
+        assert term.end_of_epoch({"epoch": epoch})["energy_multiplier"] == 0.0
+    loss, scalars = _step(model, batch, term)  # epoch 2: E_ref is this step's estimate
+    assert term.reference_pj == pytest.approx(scalars["energy_uJ"] * 1e6)
+    assert loss.item() == pytest.approx(0.3, rel=1e-6) and term.multiplier > 0  # μ was 0 for this step
+
+
+def test_feasible_is_the_validation_energy_within_the_budget():
+    _, _, term = _setup(budget_pj=5e6)
+    assert term.constraint == "validation energy <= 5 uJ per sample (h45_fp32_exact)"
+    assert [term.feasible({"energy_uJ": e}) for e in (4.999, 5.0, 5.001)] == [True, True, False]
+    _, _, penalty = _setup(weight=0.1)
+    assert penalty.feasible({"energy_uJ": 1e9}) is None and penalty.constraint is None
 
 
 def test_the_config_asks_for_the_term():
@@ -107,5 +130,9 @@ def test_the_config_asks_for_the_term():
     (term,) = energy_terms(compose("crema", "av", overrides={"energy.budget": "2.5uJ",
                                                               "energy.model": "platform_loihi"}))  # fmt: skip
     assert (term.budget_pj, term.weight, term.energy_model) == (2.5e6, 0.0, "platform_loihi")
+    (term,) = energy_terms(compose("crema", "av", overrides={"energy.weight": 0.1, "energy.start_epoch": 4}))
+    assert term.start_epoch == 4
+    with pytest.raises(UserError, match="^energy.start_epoch: must be >= 0, got -1$"):
+        compose("crema", "av", overrides={"energy.weight": 0.1, "energy.start_epoch": -1})
     with pytest.raises(UserError, match="^energy.model 'nope': unknown energy model; choose one of h45"):
         energy_terms(compose("crema", "av", overrides={"energy.model": "nope"}))

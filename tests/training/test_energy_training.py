@@ -130,3 +130,38 @@ def test_a_budget_run_interrupted_mid_epoch_resumes_bit_for_bit(crema_cache, tmp
     ]
     keys = ("train_energy_uJ", "val_energy_uJ", "energy_multiplier", "train_energy_multiplier")
     assert [[h[k] for k in keys] for h in histories[0]] == [[h[k] for k in keys] for h in histories[1]]
+
+
+def test_a_budget_with_a_warm_up_and_the_choice_within_the_budget(crema_cache, tmp_path):
+    """Through `qkf`: before --energy-start-epoch the energy is logged but not in the loss (μ stays 0);
+    the best epoch is chosen among the epochs within the budget, and a budget no epoch meets is said
+    to be missed, in one line, results.json and its protocol."""
+    runs = {}
+    for name, budget in (("missed", "1nJ"), ("met", "1mJ")):
+        done = qkf("train", "crema", "--modality", "audio", "--data", crema_cache, "--out", tmp_path,
+                   "--name", name, "--energy-budget", budget, "--energy-start-epoch", "1", *TINY,
+                   "--epochs", "3", "--set", "run.log_every=1")  # fmt: skip
+        assert done.returncode == 0, done.stderr[-3000:]
+        runs[name] = done
+    steps = [json.loads(line) for line in (tmp_path / "missed" / "steps.jsonl").read_text().splitlines()]
+    warm = [s for s in steps if s["epoch"] == 0]
+    assert len(warm) == 9 and all(s["energy_multiplier"] == 0.0 and s["energy_uJ"] > 0 for s in warm)
+    assert all(s["loss"] == pytest.approx(s["ce"], rel=1e-6) for s in warm)  # audio: no auxiliary CE
+    later = [s for s in steps if s["epoch"] > 0]
+    assert later[0]["energy_multiplier"] == 0.0 and later[1]["energy_multiplier"] > 0
+    assert all(s["loss"] > s["ce"] for s in later[1:])  # μ · (E/B − 1) with E far over 1 nJ
+    records = [json.loads(line) for line in (tmp_path / "missed" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["energy_multiplier"] for r in records][0] == 0.0 and records[-1]["energy_multiplier"] > 0
+    assert [r["feasible"] for r in records] == [False] * 3
+    missed = json.loads((tmp_path / "missed" / "results.json").read_text())
+    assert missed["best_feasible"] is False
+    assert (
+        "among the epochs meeting validation energy <= 0.001 uJ per sample (h45_fp32_paper)"
+        in (missed["protocol"])
+    )
+    line = "warning: no epoch met validation energy <= 0.001 uJ per sample (h45_fp32_paper); chosen on val"
+    assert runs["missed"].stderr.strip() == line + " over all epochs"
+    met = json.loads((tmp_path / "met" / "results.json").read_text())
+    records = [json.loads(line) for line in (tmp_path / "met" / "metrics.jsonl").read_text().splitlines()]
+    assert met["best_feasible"] is True and [r["feasible"] for r in records] == [True] * 3
+    assert "warning" not in runs["met"].stderr

@@ -226,3 +226,55 @@ def test_a_finite_loss_with_non_finite_gradients_stops_before_the_update(crema_c
     saved = read_checkpoint(last)
     assert saved["step"] == 4
     assert all(torch.isfinite(v).all() for v in saved["model"].values() if v.is_floating_point())
+
+
+class Constrained(LossTerm):
+    """No loss; ``feasible`` answers from a fixed list, one verdict per validation."""
+
+    name = "constrained"
+    constraint = "the toy constraint"
+
+    def __init__(self, verdicts: list[bool]) -> None:
+        self.verdicts, self.asked = list(verdicts), 0
+
+    def __call__(self, outputs, batch):
+        return outputs["logits"].new_zeros(()), {}
+
+    def feasible(self, val):
+        self.asked += 1
+        return self.verdicts[self.asked - 1]
+
+
+def _three_epochs(cache, out, name, terms):
+    cfg = compose(
+        "crema", "audio", overrides=tiny_overrides(cache, out, **{"run.name": name, "optim.epochs": 3})
+    )
+    threads = torch.get_num_threads()
+    try:
+        return train(cfg, terms=terms)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_the_best_epoch_is_chosen_among_the_epochs_that_meet_the_constraints(crema_cache, tmp_path):
+    """Selection on validation accuracy, first among feasible epochs: with the constraint met only in
+    an epoch the plain run did not choose, that epoch is chosen; met nowhere, the choice is the plain
+    one, and results.json says so (the terminal lines: tests/training/test_energy_training.py)."""
+    plain = _three_epochs(crema_cache, tmp_path, "plain", [])
+    accs = [r["val_acc"] for r in _records(tmp_path / "plain")]
+    target = next(i for i in range(3) if i != plain.best_epoch)
+    verdicts = [i == target for i in range(3)]
+    chosen = _three_epochs(crema_cache, tmp_path, "chosen", [Constrained(verdicts)])
+    assert chosen.best_epoch == target != plain.best_epoch and chosen.val["acc"] == accs[target]
+    records = _records(tmp_path / "chosen")
+    assert [r["feasible"] for r in records] == verdicts
+    assert [r["val_acc"] for r in records] == accs  # the term adds no loss: the same training
+    assert [r["best"] for r in records] == [i <= target and (i == target or i == 0) for i in range(3)]
+    results = json.loads((tmp_path / "chosen" / "results.json").read_text())
+    assert results["best_feasible"] is True and results["best_epoch"] == target
+    assert "among the epochs meeting the toy constraint (all epochs if none does)" in results["protocol"]
+    nowhere = _three_epochs(crema_cache, tmp_path, "nowhere", [Constrained([False] * 3)])
+    assert nowhere.best_epoch == plain.best_epoch and nowhere.val == plain.val
+    assert json.loads((tmp_path / "nowhere" / "results.json").read_text())["best_feasible"] is False
+    assert "feasible" not in _records(tmp_path / "plain")[0]
+    assert "best_feasible" not in json.loads((tmp_path / "plain" / "results.json").read_text())

@@ -13,6 +13,11 @@ chosen energy model of the profiler:
   ascent on the Lagrange multiplier, η = ``energy.multiplier_lr``). μ is in the checkpoint: a resumed
   run continues with the same value bit for bit.
 
+Before epoch ``start_epoch`` (``energy.start_epoch``, a warm-up) the estimate is logged but not in the
+loss, and μ stays 0; the penalty's E_ref is then the first step from that epoch. With a budget, the
+best epoch is chosen among the epochs whose validation energy is within it (``feasible``; all epochs if
+none is): a constrained run never reports an epoch over budget while one within it exists.
+
 Logged: ``energy_uJ`` and ``energy_multiplier`` per step (the epoch record gets their per-sample
 means as ``train_*``); each evaluation split's energy per sample as ``val_energy_uJ`` (and
 ``energy_uJ`` in results.json's ``val`` / ``test``): the same records and energy function as ``qkf
@@ -50,12 +55,17 @@ class EnergyTerm(LossTerm):
         weight: float = 0.0,
         budget_pj: float | None = None,
         multiplier_lr: float = 0.05,
+        start_epoch: int = 0,
         forward: Callable[[nn.Module, Any], Any] = _forward_all,
     ) -> None:
         self.energy_model = check_energy_model(energy_model)
         self.weight, self.budget_pj, self.multiplier_lr = weight, budget_pj, multiplier_lr
+        self.start_epoch = start_epoch
         self.forward = forward
+        self.epoch = 0  # the epoch being trained (from end_of_epoch; in the state)
         self.multiplier = 0.0
+        if budget_pj is not None:
+            self.constraint = f"validation energy <= {budget_pj / PJ_PER_UJ:g} uJ per sample ({energy_model})"
         self.reference_pj: float | None = None
         self.estimator: EnergyEstimator | None = None
         self.model: nn.Module | None = None
@@ -88,6 +98,10 @@ class EnergyTerm(LossTerm):
         mean = float(reduced[0] / reduced[1])  # the global batch's estimate: the same on every rank
         loss = energy.new_zeros(())
         scalars = {"energy_uJ": value / PJ_PER_UJ}
+        if self.epoch < self.start_epoch:  # warm-up: logged, not trained on
+            if self.budget_pj is not None:
+                scalars["energy_multiplier"] = 0.0
+            return loss, scalars
         if self.weight > 0:
             if self.reference_pj is None:
                 self.reference_pj = mean
@@ -119,16 +133,23 @@ class EnergyTerm(LossTerm):
         return {"energy_uJ": est.split_energy(sums) / PJ_PER_UJ}
 
     def end_of_epoch(self, metrics: dict[str, Any]) -> dict[str, float]:
+        self.epoch = int(metrics["epoch"]) + 1  # the record of the epoch just finished
         if self.budget_pj is None:
             return {}
         return {"energy_multiplier": self.multiplier, "energy_budget_uJ": self.budget_pj / PJ_PER_UJ}
 
+    def feasible(self, val: Mapping[str, Any]) -> bool | None:
+        if self.budget_pj is None:
+            return None
+        return val["energy_uJ"] <= self.budget_pj / PJ_PER_UJ
+
     def state_dict(self) -> dict[str, Any]:
-        return {"multiplier": self.multiplier, "reference_pj": self.reference_pj}
+        return {"multiplier": self.multiplier, "reference_pj": self.reference_pj, "epoch": self.epoch}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.multiplier = float(state["multiplier"])
         self.reference_pj = None if state["reference_pj"] is None else float(state["reference_pj"])
+        self.epoch = int(state.get("epoch", 0))  # before warm-ups: only start_epoch 0 existed
 
 
 def energy_terms(cfg: Any) -> list[LossTerm]:
@@ -137,4 +158,12 @@ def energy_terms(cfg: Any) -> list[LossTerm]:
     e = cfg.energy
     if not e.active:
         return []
-    return [EnergyTerm(e.model, weight=e.weight, budget_pj=e.budget_pj, multiplier_lr=e.multiplier_lr)]
+    return [
+        EnergyTerm(
+            e.model,
+            weight=e.weight,
+            budget_pj=e.budget_pj,
+            multiplier_lr=e.multiplier_lr,
+            start_epoch=e.start_epoch,
+        )
+    ]
