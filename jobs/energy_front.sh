@@ -7,10 +7,13 @@
 #
 # SET=C: the demo's synthetic CREMA-D generator and cache settings (`qkf demo`: T = 4, 32x32 frames,
 #        32 mel bands x 32 columns), 1,000 clips (14 actors) instead of 240, so that one validation
-#        clip is about 1 point, not 4; the demo's AV model and recipe, EPOCHS epochs (default 4: 200
-#        steps; the demo's 6 epochs on 192 clips are 72).
+#        clip is about 1 point, not 4; the demo's AV model and recipe, EPOCHS epochs (default 16: 800
+#        steps), budgets from epoch START (default 4).
 # SET=D: the AVE-like Set D of jobs/ave_balancing.sh with its AVE recipe (no augmentation), EPOCHS
-#        epochs (default 12, for want of CPU; EPOCHS=80 is the balancing study's length).
+#        epochs (default 80, the balancing study's length), budgets from epoch START (default 20).
+#
+# Budgets start after a warm-up of START epochs (energy.start_epoch); each model's budgets can be
+# replaced with BUDGETS_<model>=... (e.g. BUDGETS_platform_truenorth=40uJ,30uJ).
 #
 #   SET=C bash jobs/energy_front.sh /tmp/qkf-energy-C
 #   SET=D bash jobs/energy_front.sh /tmp/qkf-energy-D
@@ -19,7 +22,7 @@ set -euo pipefail
 SET=${SET:-D}
 OUT=${1:-/tmp/qkf-energy-${SET}}
 QKF=${QKF:-qkf}
-SEEDS=${SEEDS:-0}
+SEEDS=${SEEDS:-0,1,2}
 MODELS=${MODELS:-"h45_fp32_paper platform_truenorth"}
 
 declare -A BUDGETS
@@ -31,9 +34,9 @@ case ${SET} in
                 --image-size 32 --n-mels 32 --audio-width 32 --split-seed 0 --workers 1 --no-progress
         fi
         BASE=(crema --modality av --config configs/demo/crema_av.yaml --set model.name=qkf_av_tiny_deploy
-              --set "optim.epochs=${EPOCHS:-4}")
-        # docs/energy_aware.md: the floors the data and the architecture fix, 5.46 µJ and 29.4 µJ
-        BUDGETS=([h45_fp32_paper]=6.5uJ,5.6uJ [platform_truenorth]=55uJ,40uJ,32uJ)
+              --set "optim.epochs=${EPOCHS:-16}" --set "energy.start_epoch=${START:-4}")
+        # docs/energy_aware.md: the floors the data and the architecture fix, 5.46 µJ and 29.5 µJ
+        BUDGETS=([h45_fp32_paper]=6.2uJ,5.8uJ [platform_truenorth]=50uJ,40uJ)
         ;;
     D)
         if [ ! -f "${OUT}/cache/index.json" ]; then
@@ -43,11 +46,11 @@ case ${SET} in
             ${QKF} data prepare ave --raw "${OUT}/raw" --out "${OUT}/cache" --clip-seconds 3 --image-size 32 \
                 --n-mels 32 --audio-width 16 --time-steps 4 --no-progress
         fi
-        BASE=(ave --modality av --set model.size=tiny --set "optim.epochs=${EPOCHS:-12}" --set data.augment=false
+        BASE=(ave --modality av --set model.size=tiny --set "optim.epochs=${EPOCHS:-80}" --set data.augment=false
               --set data.batch_size=16 --set optim.lr=2e-3 --set optim.warmup_epochs=2 --set run.patience=0
-              --set run.bn_recalibration=8)
+              --set run.bn_recalibration=8 --set "energy.start_epoch=${START:-20}")
         # docs/energy_aware.md: the floors the data and the architecture fix, 4.78 µJ and 25.7 µJ
-        BUDGETS=([h45_fp32_paper]=5.5uJ,5uJ [platform_truenorth]=42uJ,33uJ)
+        BUDGETS=([h45_fp32_paper]=5.5uJ,5uJ [platform_truenorth]=42uJ,36uJ,33uJ)
         ;;
     *) echo "error: SET=${SET}: must be C or D" >&2; exit 2 ;;
 esac
@@ -57,8 +60,9 @@ COMMON=(--data "${OUT}/cache" --seeds "${SEEDS}" --with-relu-twin --set data.wor
 first=""
 for model in ${MODELS}; do
     dir="${OUT}/${model}"
+    override="BUDGETS_${model}"
     args=(sweep energy "${BASE[@]}" "${COMMON[@]}" --out "${dir}" --energy-model "${model}"
-          --budgets "${BUDGETS[${model}]}")
+          --budgets "${!override:-${BUDGETS[${model}]}}")
     if [ -z "${first}" ]; then
         first=${dir}
     else  # the reference runs of the first model's folder (they do not depend on the model)

@@ -23,7 +23,7 @@ import fcntl
 import json
 import os
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,7 @@ from rich.console import Console
 
 from qkf_snn.errors import RunStopped, UserError
 from qkf_snn.io import FolderLock, atomic_write_json, check_destination, writing
-from qkf_snn.training.config import TrainConfig, compose
+from qkf_snn.training.config import EnergyConfig, TrainConfig, compose
 from qkf_snn.units import format_energy, parse_energy
 
 MANIFEST = "sweep.json"
@@ -47,8 +47,9 @@ class PointKind:
     title: str  # how the table and the plot name it
     overrides: Callable[[str | None], dict[str, Any]]  # the value as typed → dotted config overrides
     constrained: bool  # on the front (the twin is a reference, not a spiking trade-off)
-    # Whether training prices energy. If not, energy.model changes nothing in the run, and the point
-    # keeps the default: its run is the same whatever model a sweep reports, so it can be reused.
+    # Whether training prices energy. If not, no energy setting changes the run, and the point keeps
+    # every one at its default (whatever --energy-model or --set energy.* say): its run is the same
+    # whatever model or warm-up a sweep uses, so it can be reused.
     priced: bool = True
 
 
@@ -138,6 +139,9 @@ def normalise_weight(text: str, option: str = "--weights") -> str:
     return text.strip()
 
 
+ENERGY_DEFAULTS = {f"energy.{f.name}": f.default for f in fields(EnergyConfig)}
+
+
 def points(spec: SweepSpec) -> list[Point]:
     """The sweep's points in order: per seed, the unconstrained run, the ReLU twin, then the values."""
     kind = {"budgets": "budget", "weights": "weight"}[spec.mode]
@@ -150,7 +154,9 @@ def points(spec: SweepSpec) -> list[Point]:
         for k, value in plan:
             name = f"s{seed}_{k}" + (f"_{value}" if value is not None else "")
             overrides = dict(POINT_KINDS[k].overrides(value))
-            if spec.energy_model is not None and POINT_KINDS[k].priced:
+            if not POINT_KINDS[k].priced:
+                overrides = {**ENERGY_DEFAULTS, **overrides}
+            elif spec.energy_model is not None:
                 overrides["energy.model"] = spec.energy_model
             out.append(Point(len(out), name, k, value, seed, overrides))
     return out

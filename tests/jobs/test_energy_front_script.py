@@ -43,8 +43,9 @@ def test_one_sweep_per_model_and_shared_references(tmp_path, which):
         assert flag(call, "--out") == str(out / flag(call, "--energy-model"))
         assert flag(call, "--data") == str(out / "cache")
     budgets = [flag(c, "--budgets") for c in sweeps]
-    assert budgets == (["6.5uJ,5.6uJ", "55uJ,40uJ,32uJ"] if which == "C" else ["5.5uJ,5uJ", "42uJ,33uJ"])
+    assert budgets == (["6.2uJ,5.8uJ", "50uJ,40uJ"] if which == "C" else ["5.5uJ,5uJ", "42uJ,36uJ,33uJ"])
     assert "optim.epochs=30" in sweeps[0]
+    assert f"energy.start_epoch={4 if which == 'C' else 20}" in sweeps[0]
     if which == "D":
         assert "data.augment=false" in sweeps[0]
     for seed in (0, 1):
@@ -56,10 +57,13 @@ def test_one_sweep_per_model_and_shared_references(tmp_path, which):
     assert [c[:2] for c in again] == [["sweep", "energy"]] * 2
 
 
-def test_points_and_an_unknown_set(tmp_path):
-    calls = run_script(tmp_path, SET="C", MODELS="platform_truenorth", POINTS="2 4")
+def test_points_budgets_warm_up_and_an_unknown_set(tmp_path):
+    calls = run_script(tmp_path, SET="C", MODELS="platform_truenorth", POINTS="2 4", START="7",
+                       BUDGETS_platform_truenorth="44uJ,31uJ")  # fmt: skip
     sweeps = [c for c in calls if c[0] == "sweep"]
     assert [flag(c, "--point") for c in sweeps] == ["2", "4"]
+    assert all(flag(c, "--budgets") == "44uJ,31uJ" and "energy.start_epoch=7" in c for c in sweeps)
+    assert all(flag(c, "--seeds") == "0,1,2" and "optim.epochs=16" in c for c in sweeps)  # the defaults
     bad = subprocess.run(["bash", str(SCRIPT), str(tmp_path / "x")], env=os.environ | {"SET": "Z"},
                          capture_output=True, text=True)  # fmt: skip
     assert bad.returncode == 2 and "SET=Z" in bad.stderr

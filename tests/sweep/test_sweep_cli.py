@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from qkf_snn.errors import UserError
-from qkf_snn.sweep.energy import SweepSpec, claim, points, prepare, run_sweep
+from qkf_snn.sweep.energy import SweepSpec, claim, point_config, points, prepare, run_sweep
 from qkf_snn.training.config import parse_set
 
 QKF = str(Path(sys.executable).with_name("qkf"))
@@ -134,3 +134,22 @@ def test_a_diverged_point_does_not_stop_the_others(cache: Path, tmp_path: Path, 
         run_sweep(spec_of(cache, tmp_path / "sw"))
     assert seen == ["s0_unconstrained", "s0_weight_0.5"]
     assert json.loads((tmp_path / "sw" / "front.json").read_text())["missing"] == seen
+
+
+def test_points_that_do_not_price_energy_keep_every_energy_setting_at_its_default(tmp_path: Path):
+    """The unconstrained run and the twin are the same run whatever model, warm-up or multiplier step
+    the sweep gives its priced points, so a sweep of another model or warm-up can reuse them."""
+    spec = dataclasses.replace(
+        spec_of(tmp_path, tmp_path / "sw"),
+        mode="budgets", values=["3uJ"], relu_twin=True, energy_model="platform_truenorth",
+        overrides={**spec_of(tmp_path, tmp_path / "sw").overrides, "energy.start_epoch": 2,
+                   "energy.multiplier_lr": 0.1, "energy.model": "h45_int8_exact"},
+    )  # fmt: skip
+    unconstrained, relu, budget = points(spec)
+    for ref in (unconstrained, relu):
+        energy = dataclasses.asdict(point_config(spec, ref).energy)
+        assert energy == {"weight": 0.0, "budget": None, "model": "h45_fp32_paper", "multiplier_lr": 0.05,
+                          "start_epoch": 0}  # fmt: skip
+    energy = dataclasses.asdict(point_config(spec, budget).energy)
+    assert energy == {"weight": 0.0, "budget": "3uJ", "model": "platform_truenorth", "multiplier_lr": 0.1,
+                      "start_epoch": 2}  # fmt: skip
