@@ -1,4 +1,5 @@
-"""One torchrun process of test_ddp.py: train, then save this rank's final weights."""
+"""One torchrun process of test_ddp.py: train, then save this rank's final weights (and the energy
+term's state when the overrides ask for one)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,15 @@ from pathlib import Path
 
 import torch
 
+from qkf_snn.hardware.profile.term import energy_terms
 from qkf_snn.training import compose
 from qkf_snn.training.loop import train
 
 if __name__ == "__main__":
     overrides = json.loads(sys.argv[1])
-    result = train(compose("crema", "av", overrides=overrides))
+    cfg = compose("crema", "av", overrides=overrides)
+    terms = energy_terms(cfg)
+    result = train(cfg, terms=terms)
     rank = int(os.environ["RANK"])
-    torch.save(result.model.state_dict(), Path(overrides["run.out"]) / f"rank{rank}.pt")
+    saved = {"model": result.model.state_dict(), "terms": [t.state_dict() for t in terms]}
+    torch.save(saved, Path(overrides["run.out"]) / f"rank{rank}.pt")
