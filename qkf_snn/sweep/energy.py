@@ -200,7 +200,9 @@ def prepare(spec: SweepSpec) -> list[tuple[Point, TrainConfig]]:
             ) from None
         a, b = _comparable(old), _comparable(manifest)
         if a != b:
-            diff = [k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k) and k != "points"]
+            diff = [k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+            if len(diff) > 1 and "points" in diff:  # the points follow from the settings: name those
+                diff.remove("points")
             raise UserError(
                 f"--out {spec.out}: holds a sweep with other settings ({', '.join(diff)} differ); "
                 "rerun it with its own settings or choose another --out"
@@ -217,6 +219,10 @@ def _comparable(manifest: dict[str, Any]) -> Any:
 
     doc = json.loads(json.dumps({k: v for k, v in manifest.items() if k != "version"}))
     doc["overrides"] = {k: v for k, v in doc.get("overrides", {}).items() if k not in RESUMABLE_CHANGES}
+    # A point is its name, kind, value and seed; its overrides follow from those and the base (and
+    # may be spelt differently by another version: a finished run's settings are checked one by
+    # one, check_same_settings).
+    doc["points"] = [{k: v for k, v in p.items() if k != "overrides"} for p in doc.get("points", [])]
     return doc
 
 

@@ -153,3 +153,21 @@ def test_points_that_do_not_price_energy_keep_every_energy_setting_at_its_defaul
     energy = dataclasses.asdict(point_config(spec, budget).energy)
     assert energy == {"weight": 0.0, "budget": "3uJ", "model": "platform_truenorth", "multiplier_lr": 0.1,
                       "start_epoch": 2}  # fmt: skip
+
+
+def test_a_manifest_that_spells_the_point_overrides_otherwise_is_the_same_sweep(tmp_path: Path):
+    """sweep.json from before the reference points reset every energy setting: the same points (name,
+    kind, value, seed), so the folder is accepted; a different point list is not."""
+    spec = spec_of(tmp_path, tmp_path / "sw")
+    prepare(spec)
+    path = tmp_path / "sw" / "sweep.json"
+    manifest = json.loads(path.read_text())
+    for point in manifest["points"]:
+        if point["kind"] == "unconstrained":
+            point["overrides"] = {"energy.weight": 0.0, "energy.budget": None}  # the old spelling
+    path.write_text(json.dumps(manifest))
+    prepare(spec)
+    manifest["points"][0]["name"] = "s0_other"
+    path.write_text(json.dumps(manifest))
+    with pytest.raises(UserError, match=r"holds a sweep with other settings \(points differ\)"):
+        prepare(spec)
