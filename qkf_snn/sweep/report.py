@@ -55,8 +55,9 @@ def build_report(out: Path, max_drop: float = MAX_DROP_POINTS) -> dict[str, Any]
             "test_acc_change_points": 100 * (best["test_acc"] - base["test_acc"]),
         }  # fmt: skip
     protocol = (
-        f"{manifest['dataset']} {manifest['modality']}; each run's best epoch chosen on validation accuracy, "
-        "test evaluated once with that checkpoint; energy per sample and firing rate from the profiler on "
+        f"{manifest['dataset']} {manifest['modality']}; each run's best epoch chosen on validation accuracy "
+        "(a budget run's among its epochs within the budget, if any), test evaluated once with that "
+        "checkpoint; energy per sample and firing rate from the profiler on "
         f"that checkpoint (energy model {model}, default count options), front and selection on "
         f"validation; seeds {', '.join(str(s) for s in manifest['seeds'])}; means over seeds"
     )
