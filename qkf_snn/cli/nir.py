@@ -45,7 +45,10 @@ def export_nir(
 ) -> None:
     """Write the whole model (both encoders and the fusion for AV) as one NIR graph, BN folded."""
     from qkf_snn.hardware.nir.checkpoint import export_checkpoint
+    from qkf_snn.models.quant import check_bits
 
+    if weight_bits is not None:  # one line naming the option, before any work
+        check_bits(weight_bits, "--weight-bits")
     result = export_checkpoint(
         checkpoint, out, dt=dt, target=target, weight_bits=weight_bits, per_channel=per_channel
     )

@@ -53,9 +53,9 @@ def profile(
 
     options = CountOptions(first_layer=first_layer, head=head, integer_inputs=integer_inputs)
     if weight_bits is not None:  # one line before any work
-        from qkf_snn.models.quant import QuantSpec
+        from qkf_snn.models.quant import check_bits
 
-        QuantSpec(weight_bits, per_channel)
+        check_bits(weight_bits, "--weight-bits")
     if not checkpoint.is_file():
         raise UserError(f"CHECKPOINT {checkpoint}: no such file")
     if not data.is_dir():

@@ -44,6 +44,12 @@ from qkf_snn.models.blocks import ConvBNSpike
 MIN_BITS, MAX_BITS = 2, 16
 
 
+def check_bits(bits: object, name: str) -> None:
+    """One line naming ``name`` (an option, a config key) unless ``bits`` is a supported width."""
+    if not isinstance(bits, int) or isinstance(bits, bool) or not MIN_BITS <= bits <= MAX_BITS:
+        raise UserError(f"{name}: must be an integer in {MIN_BITS}..{MAX_BITS}, got {bits!r}")
+
+
 @dataclass(frozen=True)
 class QuantSpec:
     """``bits``-bit symmetric integers, one scale per output channel or per layer."""
@@ -52,8 +58,7 @@ class QuantSpec:
     per_channel: bool = True
 
     def __post_init__(self) -> None:
-        if not isinstance(self.bits, int) or not MIN_BITS <= self.bits <= MAX_BITS:
-            raise UserError(f"weight bits must be an integer in {MIN_BITS}..{MAX_BITS}, got {self.bits!r}")
+        check_bits(self.bits, "weight bits")
 
     @property
     def qmax(self) -> int:

@@ -25,7 +25,7 @@ from qkf_snn.io import atomic_write_bytes
 from qkf_snn.models.fusion import FUSIONS
 from qkf_snn.models.neurons import NeuronConfig
 from qkf_snn.models.neurons.lif import FORMS
-from qkf_snn.models.quant import QuantSpec
+from qkf_snn.models.quant import QuantSpec, check_bits
 from qkf_snn.resources import recipe_dir
 from qkf_snn.training.determinism import CPU_ISA_ENV
 from qkf_snn.units import parse_energy
@@ -249,10 +249,8 @@ class TrainConfig:
         if not self.energy.model:
             raise UserError("energy.model: empty; name one of the profiler's energy models")
         _ = self.energy.budget_pj  # one line naming energy.budget when it is not an energy
-        try:
-            _ = self.quant.spec
-        except UserError as err:
-            raise UserError(f"quant.bits: {err}") from None
+        if self.quant.bits is not None:
+            check_bits(self.quant.bits, "quant.bits")
         if not 0 <= self.optim.label_smoothing < 1:
             raise UserError(f"optim.label_smoothing: must be in [0, 1), got {self.optim.label_smoothing}")
         if self.modality != "av" and (self.balance.ogm_ge or self.balance.aux_weight):
