@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import signal
 from pathlib import Path
 
 import pytest
 
 from qkf_snn.datasets import prepare, synthesize
+from qkf_snn.training.terms import LossTerm
 
 # Small enough that a tiny model trains an epoch in about a second: 16x16 frames, 16 mel bands x 8
 # columns per step, T = 2, 48 clips (6 classes; 36 train / 6 val / 6 test with the stratified split).
@@ -52,3 +55,19 @@ def tiny_overrides(cache: Path, out: Path, **extra) -> dict:
     }
     base.update(extra)
     return base
+
+
+class SigtermAt(LossTerm):
+    """Sends this process SIGTERM during training step ``at`` (as SLURM does before preempting a job;
+    None: never), so the loop saves last.pt and stops; its loss is an exact zero."""
+
+    name = "sigterm"
+
+    def __init__(self, at: int | None) -> None:
+        self.at, self.calls = at, 0
+
+    def __call__(self, outputs, batch):
+        self.calls += 1
+        if self.calls == self.at:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return outputs["logits"].new_zeros(()), {}

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -24,9 +23,8 @@ from qkf_snn.hardware.profile.term import energy_terms
 from qkf_snn.training import compose
 from qkf_snn.training.checkpoint import read_checkpoint
 from qkf_snn.training.loop import train
-from qkf_snn.training.terms import LossTerm
 
-from .conftest import tiny_overrides
+from .conftest import SigtermAt, tiny_overrides
 
 QKF = str(Path(sys.executable).with_name("qkf"))
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "COLUMNS": "200"}
@@ -87,21 +85,6 @@ def test_the_relu_twin_trains_and_is_priced_in_macs(crema_cache, tmp_path):
     assert results["val"]["energy_uJ"] * 1e6 == pytest.approx(energy, rel=1e-6)
 
 
-class _Interrupt(LossTerm):
-    """Sends this process SIGTERM at one step: the loop saves last.pt and stops (exit code 3)."""
-
-    name = "interrupt"
-
-    def __init__(self, at_step: int | None) -> None:
-        self.at_step, self.steps = at_step, 0
-
-    def __call__(self, outputs, batch):
-        self.steps += 1
-        if self.steps == self.at_step:
-            os.kill(os.getpid(), signal.SIGTERM)
-        return outputs["logits"].new_zeros(()), {}
-
-
 def test_a_budget_run_interrupted_mid_epoch_resumes_bit_for_bit(crema_cache, tmp_path):
     settings = {"optim.epochs": 2, "energy.budget": "50nJ", "energy.multiplier_lr": 0.5,
                 "run.checkpoint_every": 0, "run.bn_recalibration": 1,
@@ -114,10 +97,10 @@ def test_a_budget_run_interrupted_mid_epoch_resumes_bit_for_bit(crema_cache, tmp
     threads = torch.get_num_threads()
     try:
         with pytest.raises(RunStopped):
-            train(config("cut"), terms=[*energy_terms(config("cut")), _Interrupt(at_step=13)])
+            train(config("cut"), terms=[*energy_terms(config("cut")), SigtermAt(13)])
         assert read_checkpoint(tmp_path / "cut" / "last.pt")["batch_in_epoch"] == 4  # epoch 2, step 13
-        train(config("cut"), resume=True, terms=[*energy_terms(config("cut")), _Interrupt(None)])
-        train(config("straight"), terms=[*energy_terms(config("straight")), _Interrupt(None)])
+        train(config("cut"), resume=True, terms=[*energy_terms(config("cut")), SigtermAt(None)])
+        train(config("straight"), terms=[*energy_terms(config("straight")), SigtermAt(None)])
     finally:
         torch.set_num_threads(threads)
     cut, straight = (read_checkpoint(tmp_path / n / "last.pt") for n in ("cut", "straight"))

@@ -17,9 +17,8 @@ import torch
 from qkf_snn.training import compose
 from qkf_snn.training.checkpoint import read_checkpoint
 from qkf_snn.training.loop import TrainingInterrupted, train
-from qkf_snn.training.terms import LossTerm
 
-from .conftest import tiny_overrides
+from .conftest import SigtermAt, tiny_overrides
 
 # AV with OGM-GE (noise on) and auxiliary losses, augmentation on, batch 2: 18 steps per epoch.
 SETTINGS = {"data.batch_size": 2, "optim.epochs": 2, "run.checkpoint_every": 4, "run.log_every": 1}
@@ -110,22 +109,6 @@ def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(crema_cache,
     assert steps == list(range(1, 37))  # the log was cut back to the checkpoint, no step twice
 
 
-class _Preempt(LossTerm):
-    """Sends this process SIGTERM during training step ``at`` (as SLURM does before preempting a job);
-    its loss is an exact zero."""
-
-    name = "preempt"
-
-    def __init__(self, at: int) -> None:
-        self.at, self.calls = at, 0
-
-    def __call__(self, outputs, batch):
-        self.calls += 1
-        if self.calls == self.at:
-            os.kill(os.getpid(), signal.SIGTERM)
-        return outputs["logits"].new_zeros(()), {}
-
-
 # qk fusion (its tiny model learns from the first steps), OGM-GE and auxiliary losses: 9 steps per epoch
 OLD = {"model.fusion": "qk", "balance.ogm_ge": True, "balance.aux_weight": 0.5, "run.log_every": 1}
 
@@ -139,7 +122,7 @@ def test_a_checkpoint_in_the_layout_before_loss_terms_resumes_exactly(crema_cach
         with pytest.raises(
             TrainingInterrupted, match="stopped by a signal; resume from .*last.pt with --resume"
         ):
-            train(config("old"), terms=[_Preempt(at=13)])
+            train(config("old"), terms=[SigtermAt(13)])
         path = tmp_path / "old" / "last.pt"
         ckpt = read_checkpoint(path)
         assert (ckpt["epoch"], ckpt["batch_in_epoch"], ckpt["step"]) == (1, 4, 13)  # saved at the signal
